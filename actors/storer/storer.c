@@ -1,0 +1,227 @@
+/* The storer: LMDB's single writer. Deltas from every windower arrive on one pull
+ * socket; each burst of them is applied in one transaction (group commit: one
+ * fsync for many deltas), together with each partition's committed offset.
+ *
+ * Exactly-once rule: a delta covering [lo, hi) of a partition whose committed
+ * offset is c is applied only when lo >= c, and then c becomes hi, in the same
+ * transaction as the rows. A delta with hi <= c was applied before and is skipped.
+ * After each commit a NOTIFY goes out on the pub socket ("data changed" hint). */
+#include "actor.h"
+#include "log.h"
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct storer {
+    sl_actor *a;
+    sl_store *store;
+    sl_sock *in;
+    sl_sock *notify;
+    sl_buf *pending; /* copies of deltas received since the last commit */
+    int npending, cappending;
+    sl_buf msg;
+    int64_t retry_at_ms; /* after a failed commit, not before this */
+    uint64_t applied, skipped, rows, commits;
+} storer;
+
+static int commit_pending(storer *s, sl_err *err);
+static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
+                       const sl_spec **spec_out, sl_err *err);
+
+/* ---- run ---------------------------------------------------------------------------- */
+
+static void on_delta(void *state, sl_sock *from, const void *data, size_t len);
+static void on_idle(void *state);
+
+static const sl_handler handlers[SL_MSG_TYPE_COUNT] = {
+    [SL_MSG_DELTA] = on_delta,
+};
+
+int sl_storer_run(sl_actor *a, sl_err *err)
+{
+    storer s = {.a = a};
+    char path[4096], addr[512];
+    int rc;
+    sl_buf_init(&s.msg);
+    snprintf(path, sizeof(path), "%s/segments", a->cfg->data_dir);
+    if ((rc = sl_store_open(&s.store, path, false, a->cfg->map_size_mb, a->cfg->max_map_size_mb,
+                            err)) != 0) {
+        goto out;
+    }
+    if ((rc = sl_sock_open(&s.in, SL_SOCK_PULL, err)) != 0 ||
+        (rc = sl_sock_listen(s.in, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)),
+                             err)) != 0 ||
+        (rc = sl_sock_open(&s.notify, SL_SOCK_PUB, err)) != 0 ||
+        (rc = sl_sock_listen(s.notify, sl_actor_addr(a, SL_ADDR_NOTIFY, 0, addr, sizeof(addr)),
+                             err)) != 0 ||
+        (rc = sl_loop_add_sock(a->loop, s.in, handlers, &s, err)) != 0 ||
+        (rc = sl_loop_add_timer(a->loop, 100, on_idle, &s, err)) != 0) {
+        goto out;
+    }
+    sl_loop_set_idle(a->loop, on_idle, &s);
+    sl_loop_run(a->loop);
+    /* Shutdown: windowers stopped first and flushed; take the rest and commit it. */
+    sl_loop_drain(a->loop, s.in);
+    sl_err cerr = {0};
+    if (s.npending > 0 && commit_pending(&s, &cerr) != 0) {
+        SL_LOG(ERROR, "final_commit_failed", "deltas=%d error=\"%s\"", s.npending, cerr.msg);
+    }
+    SL_LOG(INFO, "storer_stopped", "applied=%llu skipped=%llu rows=%llu commits=%llu",
+           (unsigned long long)s.applied, (unsigned long long)s.skipped,
+           (unsigned long long)s.rows, (unsigned long long)s.commits);
+out:
+    sl_sock_close(s.in);
+    sl_sock_close(s.notify);
+    for (int i = 0; i < s.cappending; i++) {
+        sl_buf_fini(&s.pending[i]);
+    }
+    free(s.pending);
+    sl_buf_fini(&s.msg);
+    sl_store_close(s.store);
+    return rc;
+}
+
+/* ---- handlers ------------------------------------------------------------------------ */
+
+static void on_delta(void *state, sl_sock *from, const void *data, size_t len)
+{
+    storer *s = state;
+    if (s->npending == s->cappending) {
+        int cap = s->cappending == 0 ? 64 : s->cappending * 2;
+        s->pending = sl_realloc(s->pending, (size_t)cap * sizeof(sl_buf));
+        for (int i = s->cappending; i < cap; i++) {
+            sl_buf_init(&s->pending[i]);
+        }
+        s->cappending = cap;
+    }
+    sl_buf *b = &s->pending[s->npending++];
+    sl_buf_reset(b);
+    sl_buf_append(b, data, len);
+    if (s->npending >= s->a->cfg->commit_max_msgs) {
+        on_idle(s);
+    }
+}
+
+static void on_idle(void *state)
+{
+    storer *s = state;
+    if (s->npending == 0 || sl_now_ms() < s->retry_at_ms) {
+        return;
+    }
+    sl_err err = {0};
+    if (commit_pending(s, &err) != 0) {
+        SL_LOG_RATE(ERROR, 5000, "commit_failed", "deltas=%d code=%s error=\"%s\"", s->npending,
+                    sl_err_name(err.code), err.msg);
+        s->retry_at_ms = sl_now_ms() + 1000;
+    }
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+/* Applies every pending delta in one transaction; on a full map, grows it and redoes
+ * the transaction from the start (the pending copies make that possible). */
+static int commit_pending(storer *s, sl_err *err)
+{
+    for (;;) {
+        sl_store_txn *t;
+        int rc = sl_store_begin(s->store, &t, err);
+        if (rc != 0) {
+            return rc;
+        }
+        int64_t minb = INT64_MAX, maxb = INT64_MIN;
+        const sl_spec *spec = NULL;
+        uint64_t applied = 0, skipped = 0;
+        for (int i = 0; i < s->npending && rc == 0; i++) {
+            int64_t lo = INT64_MAX, hi = INT64_MIN;
+            rc = apply_delta(s, t, &s->pending[i], &lo, &hi, &spec, err);
+            if (rc == 1) {
+                skipped++;
+                rc = 0;
+            } else if (rc == 0) {
+                applied++;
+                minb = lo < minb ? lo : minb;
+                maxb = hi > maxb ? hi : maxb;
+            }
+        }
+        if (rc == 0) {
+            rc = sl_store_commit(t, err);
+        }
+        /* On error the transaction has been aborted and freed by the store. */
+        if (rc == SL_ENOSPC) {
+            if ((rc = sl_store_grow(s->store, err)) != 0) {
+                return rc;
+            }
+            continue;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        s->applied += applied;
+        s->skipped += skipped;
+        s->commits++;
+        s->npending = 0;
+        if (spec != NULL && applied > 0) {
+            sl_notify n = {.ds = {spec->name, strlen(spec->name)}, .min_ms = minb, .max_ms = maxb};
+            sl_buf_reset(&s->msg);
+            sl_notify_encode(&s->msg, &n);
+            sl_sock_send(s->notify, s->msg.data, s->msg.len, true, NULL);
+        }
+        return 0;
+    }
+}
+
+/* Returns 0 when applied, 1 when skipped (already applied), <0 on error (the
+ * transaction is then gone). Malformed deltas are logged and skipped. */
+static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
+                       const sl_spec **spec_out, sl_err *err)
+{
+    sl_delta d;
+    sl_err derr = {0};
+    if (sl_delta_decode(b->data, b->len, &d, &derr) != 0) {
+        SL_LOG_RATE(ERROR, 1000, "bad_delta", "error=\"%s\"", derr.msg);
+        return 1;
+    }
+    char ds[128];
+    snprintf(ds, sizeof(ds), "%.*s", (int)d.ds.len, d.ds.p);
+    const sl_spec *spec = sl_config_find(s->a->cfg, ds);
+    if (spec == NULL) {
+        SL_LOG_RATE(ERROR, 1000, "bad_delta", "ds=%s error=\"unknown datasource\"", ds);
+        return 1;
+    }
+    int64_t committed;
+    int rc = sl_store_get_offset(t, ds, d.partition, &committed, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (d.offset_hi <= committed) {
+        return 1;
+    }
+    if (d.offset_lo < committed) {
+        /* Part of it was applied: an aggregate cannot be split, so this is a bug
+         * upstream; counting it would double count, so it is refused loudly. */
+        SL_LOG(ERROR, "delta_overlap", "ds=%s partition=%d committed=%lld lo=%lld hi=%lld", ds,
+               d.partition, (long long)committed, (long long)d.offset_lo,
+               (long long)d.offset_hi);
+        return 1;
+    }
+    sl_rows_iter it;
+    sl_row row;
+    sl_rows_iter_init(&it, d.rows.p, d.rows.len);
+    while ((rc = sl_rows_next(&it, &row, &derr)) == 1) {
+        if ((rc = sl_store_merge_row(t, spec, &row, err)) != 0) {
+            return rc;
+        }
+        s->rows++;
+        *minb = row.bucket_ms < *minb ? row.bucket_ms : *minb;
+        *maxb = row.bucket_ms > *maxb ? row.bucket_ms : *maxb;
+    }
+    if (rc < 0) {
+        SL_LOG(ERROR, "bad_rows", "ds=%s partition=%d error=\"%s\"", ds, d.partition, derr.msg);
+    }
+    if ((rc = sl_store_set_offset(t, ds, d.partition, d.offset_hi, err)) != 0) {
+        return rc;
+    }
+    *spec_out = spec;
+    return 0;
+}

@@ -1,0 +1,36 @@
+# sl_actor(NAME SOURCES...) builds actors/<name> as the executable sluice-<name>.
+# sl_test(NAME SOURCES... [LIBS libs...]) builds a cmocka test binary; each
+# cmocka_unit_test(case) found in the sources becomes its own ctest entry, run
+# through the SL_TEST_FILTER environment variable (see tests/sl_test.h).
+function(sl_actor name)
+    add_executable(sluice-${name} ${ARGN})
+    target_link_libraries(sluice-${name} PRIVATE sl_runtime)
+    set_target_properties(sluice-${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+endfunction()
+
+function(sl_test name)
+    cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+    add_executable(${name} ${T_SOURCES})
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+    target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
+    set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+    set(cases "")
+    foreach(src ${T_SOURCES})
+        file(STRINGS ${CMAKE_CURRENT_SOURCE_DIR}/${src} lines REGEX "cmocka_unit_test[a-z_]*\\(")
+        foreach(line ${lines})
+            string(REGEX MATCHALL "cmocka_unit_test[a-z_]*\\(([A-Za-z0-9_]+)" m "${line}")
+            foreach(mm ${m})
+                string(REGEX REPLACE ".*\\(" "" c "${mm}")
+                list(APPEND cases ${c})
+            endforeach()
+        endforeach()
+    endforeach()
+    if(NOT cases)
+        message(FATAL_ERROR "sl_test(${name}): no cmocka_unit_test() cases found")
+    endif()
+    foreach(c ${cases})
+        add_test(NAME ${name}.${c} COMMAND ${name})
+        set_tests_properties(${name}.${c} PROPERTIES ENVIRONMENT "SL_TEST_FILTER=${c}" LABELS unit
+                             TIMEOUT 120)
+    endforeach()
+endfunction()

@@ -1,0 +1,145 @@
+/* Config and datasource spec loading: every shipped file loads, and bad specs are
+ * rejected with a message naming the file, the key and the reason. */
+#include "sl_test.h"
+
+#include "config.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_shipped_configs_load(void **state)
+{
+    sl_config *cfg = NULL;
+    sl_err err = {0};
+    int rc = sl_config_load(SL_SOURCE_DIR "/configs/sluice.json", "/tmp/sl-data", "127.0.0.1:9999",
+                            &cfg, &err);
+    if (rc != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_string_equal(cfg->http_host, "127.0.0.1");
+    assert_int_equal(cfg->http_port, 9999);
+    assert_string_equal(cfg->data_dir, "/tmp/sl-data");
+    const sl_spec *s = sl_config_find(cfg, "page_events");
+    assert_non_null(s);
+    assert_int_equal(s->ndims, 4);
+    assert_string_equal(s->dims[0], "event_type");
+    assert_string_equal(s->dims[3], "country");
+    assert_string_equal(s->time_column, "event_time");
+    assert_int_equal(s->partitions, 12);
+    assert_string_equal(s->partition_key, "user_id");
+    assert_int_equal(s->segment_ms, 3600000);
+    assert_int_equal(s->query_ms, 60000);
+    assert_string_equal(s->count_name, "count");
+    assert_int_equal(s->nmetrics, 3);
+    assert_int_equal(s->nfields, 1);
+    assert_string_equal(s->fields[0], "latency_ms");
+    assert_int_equal(s->metrics[1].kind, SL_METRIC_MIN);
+    assert_int_equal(s->early_reject_ms, 86400000);
+    assert_int_equal(s->late_reject_ms, 0);
+    char addr[256];
+    assert_int_equal(sl_config_addr(cfg, SL_ADDR_WINDOWER, NULL, 3, addr, sizeof(addr)), 0);
+    assert_string_equal(addr, "ipc:///tmp/sl-data/sock/windower.3.ipc");
+    assert_int_equal(sl_config_addr(cfg, SL_ADDR_CONTROL, "query", 1, addr, sizeof(addr)), 0);
+    assert_string_equal(addr, "ipc:///tmp/sl-data/sock/ctl.query.1.ipc");
+    sl_config_free(cfg);
+
+    /* Every datasource spec shipped in configs/datasources loads. */
+    DIR *d = opendir(SL_SOURCE_DIR "/configs/datasources");
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, ".json") == NULL) {
+            continue;
+        }
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/configs/datasources/%s", SL_SOURCE_DIR, e->d_name);
+        sl_spec *sp;
+        if (sl_spec_load(path, &sp, &err) != 0) {
+            fail_msg("%s", err.msg);
+        }
+        sl_spec_free(sp);
+        n++;
+    }
+    closedir(d);
+    assert_true(n >= 1);
+}
+
+static void expect_spec_error(const char *json, const char *needle)
+{
+    sl_spec *s = NULL;
+    sl_err err = {0};
+    int rc = sl_spec_parse(json, strlen(json), "t.json", &s, &err);
+    assert_int_equal(rc, SL_ECONFIG);
+    assert_null(s);
+    if (strstr(err.msg, needle) == NULL || strstr(err.msg, "t.json") == NULL) {
+        fail_msg("error \"%s\" does not mention \"%s\" and the file", err.msg, needle);
+    }
+}
+
+static void test_bad_specs_rejected(void **state)
+{
+    expect_spec_error("{\"dimensions\":[]}", "\"name\"");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"colour\":1}", "colour");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":\"a\"}", "dimensions");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[1]}", "dimensions");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[\"a\",\"a\"]}", "twice");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"metrics\":[{\"name\":\"m\",\"type\":\"avg\",\"field\":\"f\"}]}",
+                      "type");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"metrics\":[{\"name\":\"m\",\"type\":\"sum\"}]}",
+                      "field");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"partitions\":{\"count\":0}}",
+                      "partitions.count");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"partitions\":{\"count\":\"12\"}}",
+                      "partitions.count");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"timestamp\":{\"format\":\"rfc\"}}",
+                      "timestamp.format");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"timestamp\":{\"zone\":\"UTC\"}}",
+                      "timestamp.zone");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"rejection\":{\"late\":\"P1M\"}}",
+                      "rejection.late");
+    expect_spec_error("{\"name\":\"x y\",\"dimensions\":[]}", "name");
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"granularity\":{\"segment\":\"day\"}}",
+                      "granularity.segment");
+    expect_spec_error("[1]", "object");
+    expect_spec_error("{\"name\":", "invalid JSON");
+}
+
+static void test_bad_config_rejected(void **state)
+{
+    char path[] = "/tmp/sl-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "{\"gateway\": {\"max_body_byte\": 5}, \"datasources\": []}";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    sl_config *cfg;
+    sl_err err = {0};
+    assert_int_equal(sl_config_load(path, NULL, NULL, &cfg, &err), SL_ECONFIG);
+    assert_non_null(strstr(err.msg, "gateway.max_body_byte"));
+    assert_non_null(strstr(err.msg, path));
+
+    FILE *f = fopen(path, "w");
+    fputs("{\"processes\": {\"ingest\": 0}}", f);
+    fclose(f);
+    assert_int_equal(sl_config_load(path, NULL, NULL, &cfg, &err), SL_ECONFIG);
+    assert_non_null(strstr(err.msg, "processes.ingest"));
+    assert_non_null(strstr(err.msg, "out of range"));
+
+    f = fopen(path, "w");
+    fputs("{\"http\": \"localhost\"}", f);
+    fclose(f);
+    assert_int_equal(sl_config_load(path, NULL, NULL, &cfg, &err), SL_ECONFIG);
+    assert_non_null(strstr(err.msg, "HOST:PORT"));
+    unlink(path);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_shipped_configs_load),
+    cmocka_unit_test(test_bad_specs_rejected),
+    cmocka_unit_test(test_bad_config_rejected),
+};
+
+SL_TEST_MAIN(tests)
