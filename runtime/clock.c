@@ -322,6 +322,9 @@ int sl_period_parse(const char *s, int64_t *ms, sl_err *err)
         if (frac != 0 && u != 'S') {
             return sl_err_set(err, SL_EPARSE, "period \"%s\": fractions only for seconds", s);
         }
+        if (v >= (INT64_MAX - total) / unit) {
+            return sl_err_set(err, SL_EPARSE, "period \"%s\" is too long", s);
+        }
         total += v * unit + frac * unit / den;
         any = true;
         p++;

@@ -51,6 +51,17 @@ static const setting settings[] = {
      "HTTP worker threads."},
     {"ingest.max_errors_listed", SET_INT, "100", 0, 10000, OFF(max_errors_listed), 0,
      "Rejected events listed per reply (all are counted)."},
+    {"log.fsync", SET_STR, "always", 0, 0, OFF(log_fsync), 0,
+     "When an accepted request is acknowledged: \"always\" = after its log record is fsync'd "
+     "(group commit); \"interval\" = after the write, with an fsync every log.fsync_interval_ms."},
+    {"log.fsync_interval_ms", SET_INT, "5", 1, 10000, OFF(log_fsync_interval_ms), 0,
+     "With log.fsync = \"interval\": at most this much acknowledged data is lost on power loss."},
+    {"log.segment_mb", SET_INT, "64", 1, 4096, OFF(log_segment_mb), 0,
+     "Size at which the partition log rolls to a new segment file."},
+    {"log.max_backlog_mb", SET_INT, "1024", 1, 1 << 20, OFF(log_max_backlog_mb), 0,
+     "Log bytes not yet committed by the storer above which ingest answers 429."},
+    {"ingest.idempotency_window_s", SET_INT, "86400", 1, 30 * 86400, OFF(idempotency_window_s), 0,
+     "How long an Idempotency-Key is remembered."},
     {"windower.flush_ms", SET_INT, "200", 10, 60000, OFF(flush_ms), 0,
      "How often open windows send their partial aggregates to the storer."},
     {"storer.map_size_mb", SET_INT, "256", 1, 1 << 30, OFF(map_size_mb), 0,
@@ -339,6 +350,11 @@ int sl_config_load(const char *path, const char *data_dir, const char *http, sl_
                         "%s: processes.gateway, processes.partitioner and processes.storer must "
                         "be 1 (the HTTP port, the offset sequencer and the LMDB writer are "
                         "single owners)",
+                        path);
+        goto out;
+    }
+    if (strcmp(cfg->log_fsync, "always") != 0 && strcmp(cfg->log_fsync, "interval") != 0) {
+        rc = sl_err_set(err, SL_ECONFIG, "%s: key \"log.fsync\" must be \"always\" or \"interval\"",
                         path);
         goto out;
     }

@@ -107,6 +107,12 @@ typedef struct sl_config {
     int64_t http_threads;
     /* ingest */
     int64_t max_errors_listed;
+    /* partitioner and its log */
+    char *log_fsync;            /* "always" or "interval" */
+    int64_t log_fsync_interval_ms;
+    int64_t log_segment_mb;
+    int64_t log_max_backlog_mb;
+    int64_t idempotency_window_s;
     /* windower */
     int64_t flush_ms;
     /* storer */

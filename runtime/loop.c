@@ -34,6 +34,7 @@ struct sl_loop {
     bool stopping;
     sl_timer_cb idle;
     void *idle_state;
+    sl_msg *current; /* the message being dispatched, NULL once taken */
 };
 
 static int add_source(sl_loop *loop, source s, sl_err *err)
@@ -117,21 +118,22 @@ int sl_loop_add_timer(sl_loop *loop, int64_t interval_ms, sl_timer_cb cb, void *
     return rc;
 }
 
-static void dispatch(source *s, sl_msg *m)
+static void dispatch(sl_loop *loop, source *s, sl_msg *m)
 {
     const void *data = sl_msg_data(m);
     size_t len = sl_msg_len(m);
     int type = sl_msg_type(data, len);
-    sl_handler h = type != SL_MSG_NONE ? s->handlers[type] : NULL;
+    sl_handler h = s->handlers[type]; /* [SL_MSG_NONE] handles what is not ours */
     if (h == NULL) {
         SL_LOG_RATE(WARN, 1000, "message_dropped", "type=%d bytes=%zu reason=\"no handler\"",
                     type, len);
         return;
     }
+    loop->current = m;
     h(s->state, s->sock, data, len);
 }
 
-static int drain(source *s, int budget)
+static int drain(sl_loop *loop, source *s, int budget)
 {
     int n = 0;
     while (budget < 0 || n < budget) {
@@ -139,8 +141,11 @@ static int drain(source *s, int budget)
         if (sl_sock_recv(s->sock, &m, true, NULL) != 0) {
             break;
         }
-        dispatch(s, m);
-        sl_msg_free(m);
+        dispatch(loop, s, m);
+        if (loop->current == m) {
+            sl_msg_free(m);
+        }
+        loop->current = NULL;
         n++;
     }
     return n;
@@ -150,7 +155,7 @@ int sl_loop_drain(sl_loop *loop, sl_sock *sock)
 {
     for (int i = 0; i < loop->nsrc; i++) {
         if (loop->src[i].kind == SRC_SOCK && loop->src[i].sock == sock) {
-            return drain(&loop->src[i], -1);
+            return drain(loop, &loop->src[i], -1);
         }
     }
     return 0;
@@ -196,7 +201,7 @@ int sl_loop_run(sl_loop *loop)
                 break;
             }
             case SRC_SOCK:
-                drain(s, LOOP_BATCH);
+                drain(loop, s, LOOP_BATCH);
                 break;
             }
         }
@@ -205,6 +210,13 @@ int sl_loop_run(sl_loop *loop)
         }
     }
     return 0;
+}
+
+sl_msg *sl_loop_take(sl_loop *loop)
+{
+    sl_msg *m = loop->current;
+    loop->current = NULL;
+    return m;
 }
 
 void sl_loop_set_idle(sl_loop *loop, sl_timer_cb cb, void *state)

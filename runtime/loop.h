@@ -25,6 +25,11 @@ void sl_loop_free(sl_loop *loop);
 int sl_loop_add_sock(sl_loop *loop, sl_sock *sock, const sl_handler *handlers, void *state,
                      sl_err *err);
 
+/* Inside a handler: takes ownership of the message being dispatched (the handler's
+ * data/len stay valid; the caller frees it with sl_msg_free). Used to answer a raw
+ * request later, e.g. after a group commit. */
+sl_msg *sl_loop_take(sl_loop *loop);
+
 /* A periodic timer. */
 int sl_loop_add_timer(sl_loop *loop, int64_t interval_ms, sl_timer_cb cb, void *state,
                       sl_err *err);

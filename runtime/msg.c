@@ -43,6 +43,9 @@ void sl_buf_reserve(sl_buf *b, size_t n)
 
 void sl_buf_append(sl_buf *b, const void *p, size_t n)
 {
+    if (n == 0) {
+        return;
+    }
     sl_buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -341,10 +344,11 @@ void sl_ingest_req_encode(sl_buf *out, const sl_ingest_req *m)
 {
     msgpack_packer pk;
     packer_init(&pk, out);
-    msgpack_pack_array(&pk, 3);
+    msgpack_pack_array(&pk, 4);
     msgpack_pack_uint8(&pk, SL_MSG_INGEST_REQ);
     pack_str(&pk, m->ds);
     pack_bin(&pk, m->body);
+    pack_str(&pk, m->key);
 }
 
 int sl_ingest_req_decode(const void *data, size_t len, sl_ingest_req *m, sl_err *err)
@@ -354,8 +358,10 @@ int sl_ingest_req_decode(const void *data, size_t len, sl_ingest_req *m, sl_err 
     if (rc != 0) {
         return rc;
     }
+    m->key = (sl_str){NULL, 0};
     WANT(get_str(&d.items[0], &m->ds) == 0 && m->ds.p != NULL, "ingest request: bad datasource");
     WANT(get_str(&d.items[1], &m->body) == 0 && m->body.p != NULL, "ingest request: bad body");
+    WANT(d.n < 3 || get_str(&d.items[2], &m->key) == 0, "ingest request: bad key");
 out:
     decoded_fini(&d);
     return rc;
@@ -365,7 +371,7 @@ void sl_ingest_rep_encode(sl_buf *out, const sl_ingest_rep *m)
 {
     msgpack_packer pk;
     packer_init(&pk, out);
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, 7);
     msgpack_pack_uint8(&pk, SL_MSG_INGEST_REP);
     msgpack_pack_int(&pk, m->status);
     msgpack_pack_int64(&pk, m->accepted);
@@ -377,6 +383,11 @@ void sl_ingest_rep_encode(sl_buf *out, const sl_ingest_rep *m)
         pack_str(&pk, m->errors[i].reason);
     }
     pack_str(&pk, m->error);
+    if (m->duplicate) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
 }
 
 int sl_ingest_rep_decode(const void *data, size_t len, sl_ingest_rep *m, sl_err *err)
@@ -393,6 +404,8 @@ int sl_ingest_rep_decode(const void *data, size_t len, sl_ingest_rep *m, sl_err 
     WANT(get_int(&d.items[2], &m->rejected) == 0, "ingest reply: bad rejected");
     WANT(d.items[3].type == MSGPACK_OBJECT_ARRAY, "ingest reply: bad errors");
     WANT(get_str(&d.items[4], &m->error) == 0, "ingest reply: bad error");
+    WANT(d.n < 6 || d.items[5].type == MSGPACK_OBJECT_BOOLEAN, "ingest reply: bad duplicate");
+    m->duplicate = d.n >= 6 && d.items[5].via.boolean;
     m->status = (int)status;
     m->nerrors = (int)d.items[3].via.array.size;
     m->errors = sl_calloc((size_t)m->nerrors, sizeof(*m->errors));
@@ -657,6 +670,116 @@ int sl_notify_decode(const void *data, size_t len, sl_notify *m, sl_err *err)
     WANT(get_str(&d.items[0], &m->ds) == 0 && m->ds.p != NULL, "notify: bad datasource");
     WANT(get_int(&d.items[1], &m->min_ms) == 0, "notify: bad min");
     WANT(get_int(&d.items[2], &m->max_ms) == 0, "notify: bad max");
+out:
+    decoded_fini(&d);
+    return rc;
+}
+
+void sl_log_record_encode(sl_buf *out, int type, const sl_log_record *m)
+{
+    bool rec = type == SL_MSG_LOG_RECORD;
+    msgpack_packer pk;
+    packer_init(&pk, out);
+    msgpack_pack_array(&pk, rec ? 5 : 4);
+    msgpack_pack_uint8(&pk, (uint8_t)type);
+    pack_str(&pk, m->ds);
+    pack_str(&pk, m->key);
+    if (rec) {
+        msgpack_pack_int64(&pk, m->appended_ms);
+    }
+    msgpack_pack_array(&pk, (size_t)m->nparts);
+    for (int i = 0; i < m->nparts; i++) {
+        msgpack_pack_array(&pk, rec ? 4 : 3);
+        msgpack_pack_int(&pk, m->parts[i].partition);
+        if (rec) {
+            msgpack_pack_int64(&pk, m->parts[i].first_offset);
+        }
+        msgpack_pack_int64(&pk, m->parts[i].count);
+        pack_bin(&pk, m->parts[i].events);
+    }
+}
+
+int sl_log_record_decode(const void *data, size_t len, int type, sl_log_record *m, sl_err *err)
+{
+    bool rec = type == SL_MSG_LOG_RECORD;
+    decoded d;
+    memset(m, 0, sizeof(*m));
+    int rc = decode_top(data, len, type, rec ? 4 : 3, &d, err);
+    if (rc != 0) {
+        return rc;
+    }
+    const msgpack_object *it = d.items;
+    WANT(get_str(&it[0], &m->ds) == 0 && m->ds.p != NULL, "append: bad datasource");
+    WANT(get_str(&it[1], &m->key) == 0, "append: bad key");
+    if (rec) {
+        WANT(get_int(&it[2], &m->appended_ms) == 0, "log record: bad time");
+        it++;
+    }
+    WANT(it[2].type == MSGPACK_OBJECT_ARRAY, "append: parts is not an array");
+    m->nparts = (int)it[2].via.array.size;
+    m->parts = sl_calloc((size_t)m->nparts, sizeof(*m->parts));
+    for (int i = 0; i < m->nparts; i++) {
+        const msgpack_object *p = &it[2].via.array.ptr[i];
+        uint32_t want = rec ? 4 : 3;
+        int64_t part;
+        WANT(p->type == MSGPACK_OBJECT_ARRAY && p->via.array.size == want, "append: bad part");
+        const msgpack_object *f = p->via.array.ptr;
+        WANT(get_int(&f[0], &part) == 0 && part >= 0 && part < SL_MAX_PARTITIONS,
+             "append: bad partition");
+        if (rec) {
+            WANT(get_int(&f[1], &m->parts[i].first_offset) == 0 && m->parts[i].first_offset >= 0,
+                 "log record: bad offset");
+            f++;
+        }
+        WANT(get_int(&f[1], &m->parts[i].count) == 0 && m->parts[i].count > 0,
+             "append: bad count");
+        WANT(f[2].type == MSGPACK_OBJECT_BIN && get_str(&f[2], &m->parts[i].events) == 0,
+             "append: bad events");
+        m->parts[i].partition = (int)part;
+    }
+out:
+    decoded_fini(&d);
+    if (rc != 0) {
+        sl_log_record_fini(m);
+    }
+    return rc;
+}
+
+void sl_log_record_fini(sl_log_record *m)
+{
+    free(m->parts);
+    m->parts = NULL;
+    m->nparts = 0;
+}
+
+void sl_append_rep_encode(sl_buf *out, const sl_append_rep *m)
+{
+    msgpack_packer pk;
+    packer_init(&pk, out);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, SL_MSG_APPEND_REP);
+    msgpack_pack_int(&pk, m->status);
+    if (m->duplicate) {
+        msgpack_pack_true(&pk);
+    } else {
+        msgpack_pack_false(&pk);
+    }
+    pack_str(&pk, m->error);
+}
+
+int sl_append_rep_decode(const void *data, size_t len, sl_append_rep *m, sl_err *err)
+{
+    decoded d;
+    int64_t status;
+    int rc = decode_top(data, len, SL_MSG_APPEND_REP, 3, &d, err);
+    if (rc != 0) {
+        return rc;
+    }
+    WANT(get_int(&d.items[0], &status) == 0, "append reply: bad status");
+    WANT(d.items[1].type == MSGPACK_OBJECT_BOOLEAN, "append reply: bad duplicate flag");
+    WANT(get_str(&d.items[2], &m->error) == 0, "append reply: bad error");
+    m->status = (int)status;
+    m->duplicate = d.items[1].via.boolean;
 out:
     decoded_fini(&d);
     return rc;

@@ -7,8 +7,8 @@
  * one per event, assigned by the partitioner), and every aggregate delta says
  * which half-open offset range [offset_lo, offset_hi) of its partition it covers.
  *
- *   INGEST_REQ  gateway -> ingest (req/rep)   [1, ds, body:bin]
- *   INGEST_REP  ingest -> gateway             [2, status, accepted, rejected, [[line, reason]..], error]
+ *   INGEST_REQ  gateway -> ingest (req/rep)   [1, ds, body:bin, idempotency_key|nil]
+ *   INGEST_REP  ingest -> gateway             [2, status, accepted, rejected, [[line, reason]..], error, duplicate]
  *   EVENTS      ingest -> partitioner (push)  [3, ds, [[partition, count, events:bin]..]]
  *   PART_BATCH  partitioner -> windower.i     [4, ds, partition, first_offset, count, events:bin]
  *   DELTA       windower -> storer (push)     [5, ds, partition, offset_lo, offset_hi, rows:bin]
@@ -16,6 +16,10 @@
  *   QUERY_REP   query -> gateway              [7, http_status, body:bin]
  *   PING / PONG control (req/rep)             [8] / [9, actor, instance, pid, started_ms]
  *   NOTIFY      storer pub                    [10, ds, min_time_ms, max_time_ms]
+ *   APPEND_REQ  ingest -> partitioner (req)   [11, ds, key|nil, [[partition, count, events:bin]..]]
+ *   APPEND_REP  partitioner -> ingest         [12, status, duplicate, error|nil]
+ *   LOG_RECORD  one record of the partition log
+ *               [13, ds, key|nil, appended_ms, [[partition, first_offset, count, events:bin]..]]
  *
  * events:bin is a msgpack stream of events, each [ts_ms, [dim: str|nil ..], [field: f64|nil ..]]
  * with the spec's dims and fields in spec order. rows:bin is a msgpack stream of rows,
@@ -42,6 +46,9 @@ enum sl_msg_type {
     SL_MSG_PING = 8,
     SL_MSG_PONG = 9,
     SL_MSG_NOTIFY = 10,
+    SL_MSG_APPEND_REQ = 11,
+    SL_MSG_APPEND_REP = 12,
+    SL_MSG_LOG_RECORD = 13,
     SL_MSG_TYPE_COUNT
 };
 
@@ -124,6 +131,7 @@ int sl_rows_next(sl_rows_iter *it, sl_row *row, sl_err *err);
 typedef struct sl_ingest_req {
     sl_str ds;
     sl_str body;
+    sl_str key; /* Idempotency-Key header; p == NULL when none */
 } sl_ingest_req;
 
 typedef struct sl_line_error {
@@ -133,6 +141,7 @@ typedef struct sl_line_error {
 
 typedef struct sl_ingest_rep {
     int status; /* 0, or an SL_E* code (error says why) */
+    bool duplicate; /* an Idempotency-Key seen before: acknowledged, not counted again */
     int64_t accepted;
     int64_t rejected;
     int nerrors;
@@ -151,6 +160,28 @@ typedef struct sl_events_msg {
     int nparts;
     sl_part_events *parts; /* decoded: owned by the msg, freed by sl_events_msg_fini */
 } sl_events_msg;
+
+/* APPEND_REQ (offsets unset) and LOG_RECORD (offsets assigned) share one shape. */
+typedef struct sl_log_part {
+    int partition;
+    int64_t first_offset;
+    int64_t count;
+    sl_str events;
+} sl_log_part;
+
+typedef struct sl_log_record {
+    sl_str ds;
+    sl_str key; /* idempotency key; p == NULL when none */
+    int64_t appended_ms;
+    int nparts;
+    sl_log_part *parts; /* decoded: owned, freed by sl_log_record_fini */
+} sl_log_record;
+
+typedef struct sl_append_rep {
+    int status; /* 0 or an SL_E* code */
+    bool duplicate;
+    sl_str error;
+} sl_append_rep;
 
 typedef struct sl_part_batch {
     sl_str ds;
@@ -204,6 +235,9 @@ void sl_query_rep_encode(sl_buf *out, const sl_query_rep *m);
 void sl_ping_encode(sl_buf *out);
 void sl_pong_encode(sl_buf *out, const sl_pong *m);
 void sl_notify_encode(sl_buf *out, const sl_notify *m);
+/* type is SL_MSG_APPEND_REQ (first_offset and appended_ms not sent) or SL_MSG_LOG_RECORD. */
+void sl_log_record_encode(sl_buf *out, int type, const sl_log_record *m);
+void sl_append_rep_encode(sl_buf *out, const sl_append_rep *m);
 
 /* Decoders: 0 or SL_ECODEC (err says what is wrong). Views point into data. */
 int sl_ingest_req_decode(const void *data, size_t len, sl_ingest_req *m, sl_err *err);
@@ -218,5 +252,8 @@ int sl_query_req_decode(const void *data, size_t len, sl_query_req *m, sl_err *e
 int sl_query_rep_decode(const void *data, size_t len, sl_query_rep *m, sl_err *err);
 int sl_pong_decode(const void *data, size_t len, sl_pong *m, sl_err *err);
 int sl_notify_decode(const void *data, size_t len, sl_notify *m, sl_err *err);
+int sl_log_record_decode(const void *data, size_t len, int type, sl_log_record *m, sl_err *err);
+void sl_log_record_fini(sl_log_record *m);
+int sl_append_rep_decode(const void *data, size_t len, sl_append_rep *m, sl_err *err);
 
 #endif

@@ -102,6 +102,9 @@ int sl_sock_open(sl_sock **out, sl_sock_kind kind, sl_err *err)
     case SL_SOCK_REP:
         rv = nng_rep0_open(&s->s);
         break;
+    case SL_SOCK_REP_RAW:
+        rv = nng_rep0_open_raw(&s->s);
+        break;
     default:
         rv = NNG_EINVAL;
         break;
@@ -274,6 +277,27 @@ out:
     nng_aio_free(aio);
     nng_ctx_close(ctx);
     return rc;
+}
+
+int sl_sock_reply(sl_sock *s, const sl_msg *req, const void *data, size_t len, sl_err *err)
+{
+    nng_msg *m;
+    int rv = nng_msg_alloc(&m, len);
+    if (rv != 0) {
+        return conv(rv, err, "alloc reply");
+    }
+    /* The raw request's header is its route back (the request id and pipe). */
+    if ((rv = nng_msg_header_append(m, nng_msg_header(req->m), nng_msg_header_len(req->m))) != 0) {
+        nng_msg_free(m);
+        return conv(rv, err, "reply header");
+    }
+    memcpy(nng_msg_body(m), data, len);
+    nng_msg_set_pipe(m, nng_msg_get_pipe(req->m));
+    if ((rv = nng_sendmsg(s->s, m, NNG_FLAG_NONBLOCK)) != 0) {
+        nng_msg_free(m);
+        return conv(rv, err, "send reply");
+    }
+    return 0;
 }
 
 int sl_sock_peers(sl_sock *s)

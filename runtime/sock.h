@@ -19,6 +19,7 @@ typedef enum sl_sock_kind {
     SL_SOCK_SUB,
     SL_SOCK_REQ,
     SL_SOCK_REP,
+    SL_SOCK_REP_RAW, /* many requests in flight; answer each with sl_sock_reply */
 } sl_sock_kind;
 
 typedef struct sl_sock sl_sock;
@@ -50,6 +51,10 @@ int sl_sock_recv(sl_sock *s, sl_msg **out, bool nonblock, sl_err *err);
  * SL_EUNAVAIL when no peer was connected to take the request. */
 int sl_sock_request(sl_sock *s, const void *data, size_t len, int timeout_ms, sl_msg **out,
                     sl_err *err);
+
+/* Answers req (received on a SL_SOCK_REP_RAW socket) with data[0..len). Does not
+ * free req. */
+int sl_sock_reply(sl_sock *s, const sl_msg *req, const void *data, size_t len, sl_err *err);
 
 /* Number of connected peers (pipes) on s; used to tell "down" from "slow". */
 int sl_sock_peers(sl_sock *s);

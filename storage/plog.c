@@ -104,7 +104,9 @@ static int list_segments(const char *dir, uint64_t **out, int *n, sl_err *err)
         v[cnt++] = strtoull(e->d_name, NULL, 10);
     }
     closedir(d);
-    qsort(v, (size_t)cnt, sizeof(*v), cmp_u64);
+    if (cnt > 1) {
+        qsort(v, (size_t)cnt, sizeof(*v), cmp_u64);
+    }
     *out = v;
     *n = cnt;
     return 0;
@@ -399,9 +401,23 @@ void sl_plog_reader_close(sl_plog_reader *r)
     free(r);
 }
 
-/* Moves to the first segment after the current one (or the oldest); 0 if none. */
+/* Moves to the next segment: the oldest one at the start, else seq + 1 (segments are
+ * numbered consecutively; after a drop the oldest may have moved on). 1 if it moved. */
 static int reader_advance(sl_plog_reader *r, sl_err *err)
 {
+    char path[4200];
+    if (r->fd >= 0) {
+        seg_path(r->dir, r->seq + 1, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            return 0;
+        }
+        close(r->fd);
+        r->fd = fd;
+        r->seq++;
+        r->pos = 0;
+        return 1;
+    }
     uint64_t *segs;
     int n;
     int rc = list_segments(r->dir, &segs, &n, err);
@@ -409,22 +425,14 @@ static int reader_advance(sl_plog_reader *r, sl_err *err)
         return rc;
     }
     int found = 0;
-    for (int i = 0; i < n; i++) {
-        if (r->fd < 0 || segs[i] > r->seq) {
-            char path[4200];
-            seg_path(r->dir, segs[i], path, sizeof(path));
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0) {
-                continue; /* dropped meanwhile */
-            }
-            if (r->fd >= 0) {
-                close(r->fd);
-            }
+    for (int i = 0; i < n && !found; i++) {
+        seg_path(r->dir, segs[i], path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
             r->fd = fd;
             r->seq = segs[i];
             r->pos = 0;
             found = 1;
-            break;
         }
     }
     free(segs);

@@ -815,3 +815,48 @@ int sl_store_stats(sl_store_reader *r, const sl_spec *spec, uint64_t *rows, uint
     mdb_cursor_close(cur);
     return 0;
 }
+
+int sl_store_read_offset(sl_store_reader *r, const char *ds, int partition, int64_t *out,
+                         sl_err *err)
+{
+    *out = 0;
+    if (!r->st->base_open) {
+        MDB_txn *txn;
+        int rc = conv(mdb_txn_begin(r->st->env, NULL, MDB_RDONLY, &txn), err, "begin");
+        if (rc != 0) {
+            return rc;
+        }
+        rc = open_base(r->st, txn, err);
+        if (rc == 0) {
+            rc = conv(mdb_txn_commit(txn), err, "commit read");
+        } else {
+            mdb_txn_abort(txn);
+        }
+        if (rc == SL_ENOTFOUND) {
+            return 0;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        /* Fresh snapshot: the old one may predate the databases. */
+        mdb_txn_abort(r->txn);
+        r->txn = NULL;
+        if ((rc = conv(mdb_txn_begin(r->st->env, NULL, MDB_RDONLY, &r->txn), err, "begin")) != 0) {
+            return rc;
+        }
+    }
+    unsigned char k[200];
+    if (strlen(ds) > 190) {
+        return sl_err_set(err, SL_EINVAL, "datasource name too long");
+    }
+    MDB_val key = {offset_key(k, ds, partition), k}, val;
+    int rv = mdb_get(r->txn, r->st->offsets, &key, &val);
+    if (rv == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rv != 0 || val.mv_size != 8) {
+        return conv(rv != 0 ? rv : MDB_CORRUPTED, err, "read offset");
+    }
+    memcpy(out, val.mv_data, 8);
+    return 0;
+}

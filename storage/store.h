@@ -83,6 +83,10 @@ int sl_store_dict_get(sl_store_reader *r, const sl_spec *spec, int dim, uint32_t
 int sl_store_dict_find(sl_store_reader *r, const sl_spec *spec, int dim, const char *s,
                        size_t len, uint32_t *id, sl_err *err);
 
+/* Committed offset of (ds, partition) as of the reader's snapshot (0 when none). */
+int sl_store_read_offset(sl_store_reader *r, const char *ds, int partition, int64_t *out,
+                         sl_err *err);
+
 /* Start of the earliest and of the latest stored bucket; SL_ENOTFOUND when empty. */
 int sl_store_time_bounds(sl_store_reader *r, const sl_spec *spec, int64_t *min_ms,
                          int64_t *max_ms, sl_err *err);

@@ -1,192 +1,606 @@
-/* The partitioner: the single sequencer of per-partition offsets. Ingest processes
- * push EVENTS messages already split by partition (hash of the partition key); the
- * partitioner gives each partition's batch the next offsets of that partition and
- * pushes it to the windower that owns the partition (p % processes.windower).
+/* The partitioner: the single writer of the partition log and the sequencer of
+ * per-partition offsets.
  *
- * Offsets live in a memory-mapped file (<data>/partitioner/offsets), so they keep
- * increasing across restarts of this process: the storer's exactly-once check
- * (skip a delta whose offsets are already committed) depends on offsets never
- * being reused. The durable per-partition log of the durability issue replaces
- * this file and makes the batches themselves survive a crash. */
+ * Ingest processes send APPEND requests (one per HTTP request: the accepted events,
+ * already split by partition, and the client's Idempotency-Key). Each request becomes
+ * one LOG_RECORD, with the next offsets of its partitions, written with one write().
+ * After a burst of requests the log is fsync'd once and every request of the burst
+ * is answered (group commit): an acknowledged request is on disk. One record per
+ * request makes a request atomic: a torn record is dropped whole on recovery.
+ *
+ * Idempotency keys: a key seen within ingest.idempotency_window_s is answered as a
+ * duplicate without writing anything. Keys of records still in the log are rebuilt
+ * from the log on start; keys of dropped segments live in a small LMDB table
+ * (data/partitioner/keys), synced before any segment is dropped.
+ *
+ * Windowers read the log themselves; the storer commits offsets with the rows. Once
+ * the storer's committed offsets pass every record of a segment, it is dropped, so
+ * the log holds only what the storer has not yet made durable. When that backlog is
+ * over log.max_backlog_mb, appends are refused with SL_EBUSY (the client sees 429). */
 #include "actor.h"
+#include "hash.h"
+#include "kv.h"
 #include "log.h"
+#include "plog.h"
+#include "store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#define OFFSET_SLOTS 64
+/* A key in memory: its hash, expiry and the segment of its record. */
+typedef struct key_entry {
+    uint64_t hash; /* 0 = empty slot */
+    int64_t expires_ms;
+    uint64_t seg;
+    bool pending; /* in the current, not yet synced round */
+} key_entry;
 
-/* One datasource's next offsets; a slot is claimed by writing its name. */
-typedef struct offset_slot {
-    char name[128];
-    int64_t next[SL_MAX_PARTITIONS];
-} offset_slot;
+/* What a retained segment holds: per (datasource, partition) the end offset of its
+ * last record there (0: none). */
+typedef struct seg_info {
+    uint64_t seq;
+    int64_t *end;
+} seg_info;
+
+/* A request waiting for the round's sync. */
+typedef struct waiter {
+    sl_msg *req;
+    bool duplicate;
+} waiter;
 
 typedef struct partitioner {
     sl_actor *a;
+    const sl_config *cfg;
     sl_sock *in;
-    sl_sock **out; /* one push socket per windower instance */
-    int nout;
-    offset_slot *slots; /* mmap'd file of OFFSET_SLOTS slots, found by datasource name */
-    size_t slots_bytes;
-    sl_buf msg;
-    uint64_t batches, events;
+    sl_plog *log;
+    sl_store *store; /* read-only, opened once the storer created it */
+    sl_kv *keydb;
+    int *base;       /* per datasource: index of its partition 0 in flat arrays */
+    int nslots;      /* sum of partitions over datasources */
+    int64_t *next;   /* next offset per (ds, partition) */
+    int64_t *round_next; /* next as it was before the current round */
+    key_entry *keys;
+    size_t keys_cap, keys_n;
+    seg_info *segs;
+    int nsegs, capsegs;
+    waiter *waiters;
+    int nwaiters, capwaiters;
+    bool round_open;
+    bool sync_always;
+    int64_t last_sync_ms;
+    sl_buf rec, reply;
+    uint64_t appends, duplicates, refused;
 } partitioner;
 
-static int map_offsets(partitioner *p, sl_err *err);
-static int64_t *offsets_of(partitioner *p, const char *ds);
+static int open_log(partitioner *p, sl_err *err);
+static void on_record(void *arg, uint64_t seg, const void *data, size_t len);
+static int ds_index(const partitioner *p, sl_str ds);
+static int64_t key_window_ms(const partitioner *p, sl_str key);
+static uint64_t key_hash(sl_str ds, sl_str key);
+static key_entry *key_find(partitioner *p, uint64_t h);
+static void key_put(partitioner *p, uint64_t h, int64_t expires_ms, uint64_t seg, bool pending);
+static seg_info *seg_of(partitioner *p, uint64_t seq);
+static void answer(partitioner *p, sl_sock *to, const sl_msg *req, int status, bool dup,
+                   const char *error);
+static void end_round(partitioner *p);
+static void truncate_log(partitioner *p);
 
 /* ---- run ---------------------------------------------------------------------------- */
 
-static void on_events(void *state, sl_sock *from, const void *data, size_t len);
+static void on_append(void *state, sl_sock *from, const void *data, size_t len);
+static void on_idle(void *state);
+static void on_timer(void *state);
+static void on_maintenance(void *state);
 
 static const sl_handler handlers[SL_MSG_TYPE_COUNT] = {
-    [SL_MSG_EVENTS] = on_events,
+    [SL_MSG_APPEND_REQ] = on_append,
 };
 
 int sl_partitioner_run(sl_actor *a, sl_err *err)
 {
-    partitioner p = {.a = a};
+    partitioner p = {.a = a, .cfg = a->cfg};
     char addr[512];
     int rc;
-    sl_buf_init(&p.msg);
-    p.nout = a->cfg->processes[SL_ACTOR_WINDOWER];
-    p.out = sl_calloc((size_t)p.nout, sizeof(*p.out));
-    if ((rc = map_offsets(&p, err)) != 0) {
+    sl_buf_init(&p.rec);
+    sl_buf_init(&p.reply);
+    p.sync_always = strcmp(a->cfg->log_fsync, "always") == 0;
+    p.base = sl_calloc((size_t)a->cfg->ndatasources, sizeof(int));
+    for (int i = 0; i < a->cfg->ndatasources; i++) {
+        p.base[i] = p.nslots;
+        p.nslots += a->cfg->datasources[i]->partitions;
+    }
+    p.next = sl_calloc((size_t)p.nslots, sizeof(int64_t));
+    p.round_next = sl_calloc((size_t)p.nslots, sizeof(int64_t));
+    p.keys_cap = 1024;
+    p.keys = sl_calloc(p.keys_cap, sizeof(key_entry));
+    if ((rc = open_log(&p, err)) != 0) {
         goto out;
     }
-    if ((rc = sl_sock_open(&p.in, SL_SOCK_PULL, err)) != 0 ||
+    if ((rc = sl_sock_open(&p.in, SL_SOCK_REP_RAW, err)) != 0 ||
         (rc = sl_sock_listen(p.in, sl_actor_addr(a, SL_ADDR_PARTITIONER, 0, addr, sizeof(addr)),
-                             err)) != 0) {
+                             err)) != 0 ||
+        (rc = sl_loop_add_sock(a->loop, p.in, handlers, &p, err)) != 0 ||
+        (rc = sl_loop_add_timer(a->loop, a->cfg->log_fsync_interval_ms, on_timer, &p, err)) != 0 ||
+        (rc = sl_loop_add_timer(a->loop, 1000, on_maintenance, &p, err)) != 0) {
         goto out;
     }
-    for (int i = 0; i < p.nout; i++) {
-        if ((rc = sl_sock_open(&p.out[i], SL_SOCK_PUSH, err)) != 0 ||
-            (rc = sl_sock_dial(p.out[i], sl_actor_addr(a, SL_ADDR_WINDOWER, i, addr, sizeof(addr)),
-                               err)) != 0) {
-            goto out;
-        }
-        sl_sock_set_timeouts(p.out[i], -1, -1);
-    }
-    if ((rc = sl_loop_add_sock(a->loop, p.in, handlers, &p, err)) != 0) {
-        goto out;
-    }
+    sl_loop_set_idle(a->loop, on_idle, &p);
     sl_loop_run(a->loop);
     sl_loop_drain(a->loop, p.in);
-    SL_LOG(INFO, "partitioner_stopped", "batches=%llu events=%llu",
-           (unsigned long long)p.batches, (unsigned long long)p.events);
+    p.sync_always = true;
+    end_round(&p);
+    SL_LOG(INFO, "partitioner_stopped", "appends=%llu duplicates=%llu refused=%llu",
+           (unsigned long long)p.appends, (unsigned long long)p.duplicates,
+           (unsigned long long)p.refused);
 out:
     sl_sock_close(p.in);
-    for (int i = 0; i < p.nout; i++) {
-        sl_sock_close(p.out[i]);
+    for (int i = 0; i < p.nwaiters; i++) {
+        sl_msg_free(p.waiters[i].req);
     }
-    free(p.out);
-    if (p.slots != NULL) {
-        msync(p.slots, p.slots_bytes, MS_SYNC);
-        munmap(p.slots, p.slots_bytes);
+    free(p.waiters);
+    sl_plog_close(p.log);
+    sl_store_close(p.store);
+    sl_kv_close(p.keydb);
+    for (int i = 0; i < p.nsegs; i++) {
+        free(p.segs[i].end);
     }
-    sl_buf_fini(&p.msg);
+    free(p.segs);
+    free(p.keys);
+    free(p.next);
+    free(p.round_next);
+    free(p.base);
+    sl_buf_fini(&p.rec);
+    sl_buf_fini(&p.reply);
     return rc;
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */
 
-static void on_events(void *state, sl_sock *from, const void *data, size_t len)
+static void on_append(void *state, sl_sock *from, const void *data, size_t len)
 {
     partitioner *p = state;
-    sl_events_msg m;
+    sl_msg *req = sl_loop_take(p->a->loop);
+    sl_log_record r;
     sl_err err = {0};
-    if (sl_events_msg_decode(data, len, &m, &err) != 0) {
-        SL_LOG_RATE(ERROR, 1000, "bad_events", "error=\"%s\"", err.msg);
+    if (sl_log_record_decode(data, len, SL_MSG_APPEND_REQ, &r, &err) != 0) {
+        answer(p, from, req, SL_ECODEC, false, err.msg);
+        sl_msg_free(req);
         return;
     }
-    char ds[128];
-    snprintf(ds, sizeof(ds), "%.*s", (int)m.ds.len, m.ds.p);
-    const sl_spec *spec = sl_config_find(p->a->cfg, ds);
-    int64_t *offsets = spec != NULL ? offsets_of(p, ds) : NULL;
-    if (offsets == NULL) {
-        SL_LOG_RATE(ERROR, 1000, "bad_events", "ds=%s error=\"unknown datasource\"", ds);
-        goto out;
+    int dsi = ds_index(p, r.ds);
+    const sl_spec *spec = dsi >= 0 ? p->cfg->datasources[dsi] : NULL;
+    int64_t now = sl_now_ms();
+    uint64_t h = 0;
+    if (spec == NULL) {
+        answer(p, from, req, SL_ENOTFOUND, false, "unknown datasource");
+        goto done;
     }
-    for (int i = 0; i < m.nparts; i++) {
-        sl_part_events *pe = &m.parts[i];
-        if (pe->partition >= spec->partitions) {
-            SL_LOG_RATE(ERROR, 1000, "bad_events", "ds=%s partition=%d error=\"out of range\"", ds,
-                        pe->partition);
-            continue;
+    for (int i = 0; i < r.nparts; i++) {
+        if (r.parts[i].partition >= spec->partitions) {
+            answer(p, from, req, SL_EINVAL, false, "partition out of range");
+            goto done;
         }
-        int64_t *next = &offsets[pe->partition];
-        sl_part_batch b = {
-            .ds = m.ds,
-            .partition = pe->partition,
-            .first_offset = *next,
-            .count = pe->count,
-            .events = pe->events,
-        };
-        sl_buf_reset(&p->msg);
-        sl_part_batch_encode(&p->msg, &b);
-        sl_sock *out = p->out[pe->partition % p->nout];
-        /* Blocking: a slow windower holds us here, and we stop reading from ingest. */
-        if (sl_sock_send(out, p->msg.data, p->msg.len, false, &err) != 0) {
-            SL_LOG(ERROR, "batch_send_failed", "ds=%s partition=%d error=\"%s\"", ds,
-                   pe->partition, err.msg);
-            continue;
-        }
-        *next += pe->count;
-        p->batches++;
-        p->events += (uint64_t)pe->count;
     }
-out:
-    sl_events_msg_fini(&m);
+    if (r.key.p != NULL) {
+        h = key_hash(r.ds, r.key);
+        key_entry *k = key_find(p, h);
+        int64_t stored_exp;
+        if (k != NULL && k->expires_ms > now) {
+            p->duplicates++;
+            if (k->pending) {
+                /* The original is in this round: answer both after the same sync. */
+                if (p->nwaiters == p->capwaiters) {
+                    p->capwaiters = p->capwaiters ? p->capwaiters * 2 : 64;
+                    p->waiters = sl_realloc(p->waiters, (size_t)p->capwaiters * sizeof(waiter));
+                }
+                p->waiters[p->nwaiters++] = (waiter){req, true};
+                req = NULL;
+            } else {
+                answer(p, from, req, 0, true, NULL);
+            }
+            goto done;
+        }
+        if (p->keydb != NULL && sl_kv_get(p->keydb, &h, sizeof(h), &stored_exp, NULL) == 0 &&
+            stored_exp > now) {
+            p->duplicates++;
+            answer(p, from, req, 0, true, NULL);
+            goto done;
+        }
+    }
+    int64_t backlog = sl_plog_bytes(p->log);
+    if (backlog > (p->cfg->log_max_backlog_mb << 20)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "log backlog of %lld MiB is over log.max_backlog_mb (%lld): the storer is behind",
+                 (long long)(backlog >> 20), (long long)p->cfg->log_max_backlog_mb);
+        p->refused++;
+        answer(p, from, req, SL_EBUSY, false, msg);
+        goto done;
+    }
+    if (!p->round_open) {
+        memcpy(p->round_next, p->next, (size_t)p->nslots * sizeof(int64_t));
+        p->round_open = true;
+    }
+    int64_t *next = &p->next[p->base[dsi]];
+    for (int i = 0; i < r.nparts; i++) {
+        r.parts[i].first_offset = next[r.parts[i].partition];
+        next[r.parts[i].partition] += r.parts[i].count;
+    }
+    r.appended_ms = now;
+    sl_buf_reset(&p->rec);
+    sl_log_record_encode(&p->rec, SL_MSG_LOG_RECORD, &r);
+    uint64_t seg;
+    if (sl_plog_append(p->log, p->rec.data, p->rec.len, &seg, &err) != 0) {
+        for (int i = 0; i < r.nparts; i++) {
+            next[r.parts[i].partition] -= r.parts[i].count;
+        }
+        SL_LOG_RATE(ERROR, 1000, "append_failed", "error=\"%s\"", err.msg);
+        answer(p, from, req, err.code == SL_ENOSPC ? SL_ENOSPC : SL_EIO, false, err.msg);
+        goto done;
+    }
+    seg_info *si = seg_of(p, seg);
+    for (int i = 0; i < r.nparts; i++) {
+        int slot = p->base[dsi] + r.parts[i].partition;
+        si->end[slot] = r.parts[i].first_offset + r.parts[i].count;
+    }
+    if (r.key.p != NULL) {
+        key_put(p, h, now + key_window_ms(p, r.key), seg, true);
+    }
+    p->appends++;
+    if (p->nwaiters == p->capwaiters) {
+        p->capwaiters = p->capwaiters ? p->capwaiters * 2 : 64;
+        p->waiters = sl_realloc(p->waiters, (size_t)p->capwaiters * sizeof(waiter));
+    }
+    p->waiters[p->nwaiters++] = (waiter){req, false};
+    req = NULL;
+done:
+    sl_msg_free(req);
+    sl_log_record_fini(&r);
+}
+
+/* After each burst: with fsync "always", sync and answer now (group commit). */
+static void on_idle(void *state)
+{
+    partitioner *p = state;
+    if (p->nwaiters > 0 && p->sync_always) {
+        end_round(p);
+    } else if (p->nwaiters > 0) {
+        /* "interval": acknowledge after the write; on_timer syncs. */
+        for (int i = 0; i < p->nwaiters; i++) {
+            answer(p, p->in, p->waiters[i].req, 0, p->waiters[i].duplicate, NULL);
+            sl_msg_free(p->waiters[i].req);
+        }
+        p->nwaiters = 0;
+    }
+}
+
+static void on_timer(void *state)
+{
+    partitioner *p = state;
+    if (!p->sync_always && p->round_open) {
+        end_round(p);
+    }
+}
+
+static void on_maintenance(void *state)
+{
+    truncate_log(state);
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static int map_offsets(partitioner *p, sl_err *err)
+/* Syncs the log and answers every waiter: all succeeded, or (sync failed: the log
+ * was cut back to its last durable size) all failed and the offsets roll back. */
+static void end_round(partitioner *p)
 {
-    char dir[4096], path[4200];
-    snprintf(dir, sizeof(dir), "%s/partitioner", p->a->cfg->data_dir);
-    if (mkdir(p->a->cfg->data_dir, 0755) != 0 && errno != EEXIST) {
-        return sl_err_set(err, -errno, "mkdir %s: %s", p->a->cfg->data_dir, strerror(errno));
+    if (!p->round_open && p->nwaiters == 0) {
+        return;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        return sl_err_set(err, -errno, "mkdir %s: %s", dir, strerror(errno));
+    sl_err err = {0};
+    int rc = p->round_open ? sl_plog_sync(p->log, &err) : 0;
+    if (rc != 0) {
+        SL_LOG(ERROR, "log_sync_failed", "requests=%d error=\"%s\"", p->nwaiters, err.msg);
+        memcpy(p->next, p->round_next, (size_t)p->nslots * sizeof(int64_t));
     }
-    p->slots_bytes = OFFSET_SLOTS * sizeof(offset_slot);
-    snprintf(path, sizeof(path), "%s/offsets", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return sl_err_set(err, -errno, "open %s: %s", path, strerror(errno));
+    for (size_t i = 0; i < p->keys_cap; i++) {
+        if (p->keys[i].hash != 0 && p->keys[i].pending) {
+            p->keys[i].pending = false;
+            if (rc != 0) {
+                p->keys[i].expires_ms = 0; /* forget: the request was refused */
+            }
+        }
     }
-    if (ftruncate(fd, (off_t)p->slots_bytes) != 0) {
-        int e = errno;
-        close(fd);
-        return sl_err_set(err, -e, "ftruncate %s: %s", path, strerror(e));
+    for (int i = 0; i < p->nwaiters; i++) {
+        answer(p, p->in, p->waiters[i].req, rc, p->waiters[i].duplicate, rc ? err.msg : NULL);
+        sl_msg_free(p->waiters[i].req);
     }
-    void *m = mmap(NULL, p->slots_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) {
-        return sl_err_set(err, -errno, "mmap %s: %s", path, strerror(errno));
+    p->nwaiters = 0;
+    p->round_open = false;
+    p->last_sync_ms = sl_now_ms();
+}
+
+static void answer(partitioner *p, sl_sock *to, const sl_msg *req, int status, bool dup,
+                   const char *error)
+{
+    sl_append_rep rep = {
+        .status = status,
+        .duplicate = dup,
+        .error = {error, error != NULL ? strlen(error) : 0},
+    };
+    sl_buf_reset(&p->reply);
+    sl_append_rep_encode(&p->reply, &rep);
+    sl_err err = {0};
+    if (sl_sock_reply(to, req, p->reply.data, p->reply.len, &err) != 0) {
+        /* The requester is gone (it times out and its client retries with its key). */
+        SL_LOG_RATE(WARN, 1000, "reply_failed", "error=\"%s\"", err.msg);
     }
-    p->slots = m;
+}
+
+static int open_log(partitioner *p, sl_err *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/log", p->cfg->data_dir);
+    int64_t cut = 0;
+    int rc = sl_plog_open(&p->log, dir, p->cfg->log_segment_mb << 20, on_record, p, &cut, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (cut > 0) {
+        SL_LOG(WARN, "log_recovered", "torn_bytes_cut=%lld", (long long)cut);
+    }
+    snprintf(dir, sizeof(dir), "%s/partitioner", p->cfg->data_dir);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/partitioner/keys", p->cfg->data_dir);
+    if ((rc = sl_kv_open(&p->keydb, dir, 4096, err)) != 0) {
+        return rc;
+    }
+    /* Offsets never go backwards: also past what the storer committed (records of
+     * dropped segments are not in the log any more). */
+    snprintf(dir, sizeof(dir), "%s/segments", p->cfg->data_dir);
+    struct stat st;
+    if (stat(dir, &st) == 0 && sl_store_open(&p->store, dir, true, 1, 1, NULL) == 0) {
+        sl_store_reader *r;
+        if (sl_store_read_begin(p->store, &r, NULL) == 0) {
+            for (int d = 0; d < p->cfg->ndatasources; d++) {
+                const sl_spec *spec = p->cfg->datasources[d];
+                for (int i = 0; i < spec->partitions; i++) {
+                    int64_t c;
+                    if (sl_store_read_offset(r, spec->name, i, &c, NULL) == 0 &&
+                        c > p->next[p->base[d] + i]) {
+                        p->next[p->base[d] + i] = c;
+                    }
+                }
+            }
+            sl_store_read_end(r);
+        }
+    }
+    int64_t total = 0;
+    for (int i = 0; i < p->nslots; i++) {
+        total += p->next[i];
+    }
+    SL_LOG(INFO, "log_opened", "segments=%d bytes=%lld offsets_total=%lld keys=%zu", p->nsegs,
+           (long long)sl_plog_bytes(p->log), (long long)total, p->keys_n);
     return 0;
 }
 
-static int64_t *offsets_of(partitioner *p, const char *ds)
+/* Recovery scan: rebuild offsets, segment contents and keys from each record. */
+static void on_record(void *arg, uint64_t seg, const void *data, size_t len)
 {
-    for (int i = 0; i < OFFSET_SLOTS; i++) {
-        offset_slot *s = &p->slots[i];
-        if (s->name[0] == '\0') {
-            snprintf(s->name, sizeof(s->name), "%s", ds);
+    partitioner *p = arg;
+    sl_log_record r;
+    if (sl_log_record_decode(data, len, SL_MSG_LOG_RECORD, &r, NULL) != 0) {
+        SL_LOG_RATE(ERROR, 1000, "bad_log_record", "segment=%llu", (unsigned long long)seg);
+        return;
+    }
+    int dsi = ds_index(p, r.ds);
+    seg_info *si = seg_of(p, seg);
+    if (dsi >= 0) {
+        const sl_spec *spec = p->cfg->datasources[dsi];
+        for (int i = 0; i < r.nparts; i++) {
+            if (r.parts[i].partition >= spec->partitions) {
+                continue;
+            }
+            int slot = p->base[dsi] + r.parts[i].partition;
+            int64_t end = r.parts[i].first_offset + r.parts[i].count;
+            if (end > p->next[slot]) {
+                p->next[slot] = end;
+            }
+            si->end[slot] = end;
         }
-        if (strncmp(s->name, ds, sizeof(s->name)) == 0) {
-            return s->next;
+    }
+    if (r.key.p != NULL) {
+        key_put(p, key_hash(r.ds, r.key), r.appended_ms + key_window_ms(p, r.key), seg, false);
+    }
+    sl_log_record_fini(&r);
+}
+
+/* Drops every leading segment whose records the storer has all committed. */
+static void truncate_log(partitioner *p)
+{
+    char dir[4096];
+    if (p->store == NULL) {
+        snprintf(dir, sizeof(dir), "%s/segments", p->cfg->data_dir);
+        struct stat st;
+        if (stat(dir, &st) != 0 || sl_store_open(&p->store, dir, true, 1, 1, NULL) != 0) {
+            return;
+        }
+    }
+    sl_store_reader *r;
+    if (sl_store_read_begin(p->store, &r, NULL) != 0) {
+        return;
+    }
+    int64_t *committed = sl_calloc((size_t)p->nslots, sizeof(int64_t));
+    for (int d = 0; d < p->cfg->ndatasources; d++) {
+        const sl_spec *spec = p->cfg->datasources[d];
+        for (int i = 0; i < spec->partitions; i++) {
+            sl_store_read_offset(r, spec->name, i, &committed[p->base[d] + i], NULL);
+        }
+    }
+    sl_store_read_end(r);
+    uint64_t cur = sl_plog_current(p->log);
+    int drop = 0;
+    while (drop < p->nsegs && p->segs[drop].seq < cur) {
+        int ok = 1;
+        for (int i = 0; i < p->nslots && ok; i++) {
+            ok = p->segs[drop].end[i] <= committed[i];
+        }
+        if (!ok) {
+            break;
+        }
+        drop++;
+    }
+    free(committed);
+    if (drop == 0) {
+        return;
+    }
+    uint64_t before = p->segs[drop - 1].seq + 1;
+    /* Keys of the dropped records move to the key table first, durably. */
+    size_t n = 0;
+    const void **kp = sl_malloc(p->keys_n * sizeof(void *) + 1);
+    size_t *kl = sl_malloc(p->keys_n * sizeof(size_t) + 1);
+    int64_t *kv = sl_malloc(p->keys_n * sizeof(int64_t) + 1);
+    for (size_t i = 0; i < p->keys_cap; i++) {
+        key_entry *k = &p->keys[i];
+        if (k->hash != 0 && k->seg < before && !k->pending && n < p->keys_n) {
+            kp[n] = &k->hash;
+            kl[n] = sizeof(k->hash);
+            kv[n] = k->expires_ms;
+            n++;
+        }
+    }
+    sl_err err = {0};
+    int rc = n > 0 ? sl_kv_put_many(p->keydb, kp, kl, kv, n, &err) : 0;
+    if (rc == 0) {
+        rc = sl_kv_sync(p->keydb, &err);
+    }
+    free(kp);
+    free(kl);
+    free(kv);
+    if (rc != 0) {
+        SL_LOG_RATE(ERROR, 10000, "key_persist_failed", "error=\"%s\"", err.msg);
+        return;
+    }
+    if ((rc = sl_plog_drop_before(p->log, before, &err)) != 0) {
+        SL_LOG_RATE(ERROR, 10000, "log_drop_failed", "error=\"%s\"", err.msg);
+        return;
+    }
+    for (int i = 0; i < drop; i++) {
+        free(p->segs[i].end);
+    }
+    memmove(p->segs, p->segs + drop, (size_t)(p->nsegs - drop) * sizeof(seg_info));
+    p->nsegs -= drop;
+    SL_LOG(INFO, "log_truncated", "segments_dropped=%d keys_moved=%zu bytes_left=%lld", drop, n,
+           (long long)sl_plog_bytes(p->log));
+    /* Expired keys leave the table now and then. */
+    size_t deleted;
+    sl_kv_delete_below(p->keydb, sl_now_ms(), &deleted, NULL);
+}
+
+/* Client keys live ingest.idempotency_window_s; the gateway's private keys (NUL
+ * first) only need to outlast an internal resend. */
+static int64_t key_window_ms(const partitioner *p, sl_str key)
+{
+    if (key.len > 0 && key.p[0] == '\0') {
+        return 10 * 60 * 1000;
+    }
+    return p->cfg->idempotency_window_s * 1000;
+}
+
+static int ds_index(const partitioner *p, sl_str ds)
+{
+    for (int i = 0; i < p->cfg->ndatasources; i++) {
+        if (sl_str_eq(ds, p->cfg->datasources[i]->name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static uint64_t key_hash(sl_str ds, sl_str key)
+{
+    sl_buf b;
+    sl_buf_init(&b);
+    sl_buf_append(&b, ds.p, ds.len);
+    sl_buf_append(&b, "", 1);
+    sl_buf_append(&b, key.p, key.len);
+    uint64_t h = sl_hash64(b.data, b.len);
+    sl_buf_fini(&b);
+    return h == 0 ? 1 : h;
+}
+
+static key_entry *key_find(partitioner *p, uint64_t h)
+{
+    size_t mask = p->keys_cap - 1;
+    for (size_t i = h & mask; p->keys[i].hash != 0; i = (i + 1) & mask) {
+        if (p->keys[i].hash == h) {
+            return &p->keys[i];
         }
     }
     return NULL;
+}
+
+static void key_put(partitioner *p, uint64_t h, int64_t expires_ms, uint64_t seg, bool pending)
+{
+    key_entry *k = key_find(p, h);
+    if (k != NULL) {
+        k->expires_ms = expires_ms;
+        k->seg = seg;
+        k->pending = pending;
+        return;
+    }
+    if ((p->keys_n + 1) * 2 > p->keys_cap) {
+        /* Rehash; entries whose segment was dropped were moved to the key table. */
+        size_t old_cap = p->keys_cap;
+        key_entry *old = p->keys;
+        uint64_t oldest = p->nsegs > 0 ? p->segs[0].seq : sl_plog_current(p->log);
+        size_t live = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+            live += old[i].hash != 0 && (old[i].seg >= oldest || old[i].pending);
+        }
+        p->keys_cap = 1024;
+        while (p->keys_cap < (live + 1) * 4) {
+            p->keys_cap *= 2;
+        }
+        p->keys = sl_calloc(p->keys_cap, sizeof(key_entry));
+        p->keys_n = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i].hash != 0 && (old[i].seg >= oldest || old[i].pending)) {
+                size_t mask = p->keys_cap - 1, j = old[i].hash & mask;
+                while (p->keys[j].hash != 0) {
+                    j = (j + 1) & mask;
+                }
+                p->keys[j] = old[i];
+                p->keys_n++;
+            }
+        }
+        free(old);
+    }
+    size_t mask = p->keys_cap - 1, i = h & mask;
+    while (p->keys[i].hash != 0) {
+        i = (i + 1) & mask;
+    }
+    p->keys[i] = (key_entry){h, expires_ms, seg, pending};
+    p->keys_n++;
+}
+
+static seg_info *seg_of(partitioner *p, uint64_t seq)
+{
+    if (p->nsegs > 0 && p->segs[p->nsegs - 1].seq == seq) {
+        return &p->segs[p->nsegs - 1];
+    }
+    for (int i = 0; i < p->nsegs; i++) {
+        if (p->segs[i].seq == seq) {
+            return &p->segs[i];
+        }
+    }
+    if (p->nsegs == p->capsegs) {
+        p->capsegs = p->capsegs ? p->capsegs * 2 : 16;
+        p->segs = sl_realloc(p->segs, (size_t)p->capsegs * sizeof(seg_info));
+    }
+    seg_info *s = &p->segs[p->nsegs++];
+    s->seq = seq;
+    s->end = sl_calloc((size_t)p->nslots, sizeof(int64_t));
+    return s;
 }

@@ -3,8 +3,9 @@
  * fsync for many deltas), together with each partition's committed offset.
  *
  * Exactly-once rule: a delta covering [lo, hi) of a partition whose committed
- * offset is c is applied only when lo >= c, and then c becomes hi, in the same
- * transaction as the rows. A delta with hi <= c was applied before and is skipped.
+ * offset is c is applied only when lo == c, and then c becomes hi, in the same
+ * transaction as the rows. A delta with hi <= c was applied before and is skipped;
+ * any other is refused (the windower rewinds to c and re-reads the log).
  * After each commit a NOTIFY goes out on the pub socket ("data changed" hint). */
 #include "actor.h"
 #include "log.h"
@@ -22,7 +23,7 @@ typedef struct storer {
     int npending, cappending;
     sl_buf msg;
     int64_t retry_at_ms; /* after a failed commit, not before this */
-    uint64_t applied, skipped, rows, commits;
+    uint64_t applied, skipped, refused, rows, commits;
 } storer;
 
 static int commit_pending(storer *s, sl_err *err);
@@ -197,12 +198,14 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *min
     if (d.offset_hi <= committed) {
         return 1;
     }
-    if (d.offset_lo < committed) {
-        /* Part of it was applied: an aggregate cannot be split, so this is a bug
-         * upstream; counting it would double count, so it is refused loudly. */
-        SL_LOG(ERROR, "delta_overlap", "ds=%s partition=%d committed=%lld lo=%lld hi=%lld", ds,
-               d.partition, (long long)committed, (long long)d.offset_lo,
-               (long long)d.offset_hi);
+    if (d.offset_lo != committed) {
+        /* Overlapping (part of it applied: an aggregate cannot be split) or leaving a
+         * gap (a delta before it was lost). Either way applying it would miscount;
+         * the windower sees the committed offset stall and rewinds to it. */
+        SL_LOG_RATE(WARN, 1000, "delta_refused",
+                    "ds=%s partition=%d committed=%lld lo=%lld hi=%lld", ds, d.partition,
+                    (long long)committed, (long long)d.offset_lo, (long long)d.offset_hi);
+        s->refused++;
         return 1;
     }
     sl_rows_iter it;

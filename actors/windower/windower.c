@@ -1,174 +1,271 @@
 /* The windower: owns the partitions p with p % processes.windower == instance. It
- * folds each partition's event batches into tumbling windows of the datasource's
- * query granularity (minute), rolled up by the dimensions, and every flush_ms sends
- * what it has as a DELTA to the storer: partial aggregates that the storer adds to
- * the stored rows, so a minute is queryable long before it closes.
+ * tails the partition log (written by the partitioner), folds its partitions' events
+ * into tumbling windows of the datasource's query granularity (minute), rolled up by
+ * the dimensions, and every flush_ms sends what it has as a DELTA to the storer:
+ * partial aggregates that the storer adds to the stored rows, so a minute is
+ * queryable long before it closes.
  *
- * Each delta names the half-open offset range [lo, hi) of its partition that it
- * covers; the storer applies a delta only if its range starts at or after the
- * partition's committed offset, so a re-sent delta is never counted twice. */
+ * Exactly-once: each delta names the offset range [lo, hi) of its partition that it
+ * covers, always whole log records. On start, each partition resumes at the offset
+ * the storer has committed (read from LMDB), so a crash of any actor loses nothing
+ * that is in the log and the storer's rule (apply only at the committed offset, skip
+ * what is below it) counts nothing twice. If the storer stops advancing a partition
+ * while deltas beyond its committed offset were sent (a delta lost with a restarted
+ * storer, or refused), the partition rewinds to the committed offset and re-reads. */
 #include "actor.h"
 #include "log.h"
+#include "plog.h"
 #include "rollup.h"
+#include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#define POLL_MS 10
+#define READ_BUDGET 20000      /* records per poll, so flushes and signals stay timely */
+#define FLUSH_ROWS 200000      /* flush early when a partition holds this many rows */
+#define REWIND_AFTER_MS 3000
 
 typedef struct part_state {
     const sl_spec *spec;
     int partition;
+    bool owned;
     sl_rollup *rollup;
-    int64_t lo, hi; /* offsets folded since the last flush: [lo, hi); lo == hi: none */
-    bool seen;      /* hi is meaningful */
+    int64_t next;       /* next offset to fold */
+    int64_t lo;         /* start of what is folded but not yet sent */
+    int64_t sent;       /* end of what was sent */
+    int64_t committed;  /* last committed offset seen in the store */
+    int64_t stalled_since_ms;
 } part_state;
 
 typedef struct windower {
     sl_actor *a;
-    sl_sock *in;
+    const sl_config *cfg;
     sl_sock *out;
-    part_state *parts; /* ndatasources * SL_MAX_PARTITIONS, allocated lazily */
-    sl_buf rows;
-    sl_buf msg;
-    uint64_t events_in, deltas_out, batches_dup, batches_gap;
+    sl_store *store;
+    sl_plog_reader *reader;
+    bool started; /* positions loaded from the store */
+    int *base;
+    int nslots;
+    part_state *parts;
+    sl_buf payload, rows, msg;
+    int64_t last_check_ms;
+    uint64_t events_in, deltas_out, rewinds;
 } windower;
 
-static void flush_all(windower *w);
+static int start(windower *w);
+static void read_log(windower *w);
+static void fold_record(windower *w, const sl_log_record *r);
 static void flush_part(windower *w, part_state *p);
-static part_state *part_of(windower *w, const sl_spec *spec, int partition);
+static void flush_all(windower *w);
+static void check_committed(windower *w);
 
 /* ---- run ---------------------------------------------------------------------------- */
 
-static void on_batch(void *state, sl_sock *from, const void *data, size_t len);
-static void on_flush_timer(void *state);
-
-static const sl_handler handlers[SL_MSG_TYPE_COUNT] = {
-    [SL_MSG_PART_BATCH] = on_batch,
-};
+static void on_poll(void *state);
+static void on_flush(void *state);
 
 int sl_windower_run(sl_actor *a, sl_err *err)
 {
-    windower w = {.a = a};
-    char addr[512];
+    windower w = {.a = a, .cfg = a->cfg};
+    char addr[512], dir[4096];
     int rc;
+    sl_buf_init(&w.payload);
     sl_buf_init(&w.rows);
     sl_buf_init(&w.msg);
-    w.parts = sl_calloc((size_t)a->cfg->ndatasources * SL_MAX_PARTITIONS, sizeof(part_state));
-    if ((rc = sl_sock_open(&w.in, SL_SOCK_PULL, err)) != 0 ||
-        (rc = sl_sock_listen(w.in, sl_actor_addr(a, SL_ADDR_WINDOWER, a->instance, addr,
-                                                 sizeof(addr)),
-                             err)) != 0 ||
+    w.base = sl_calloc((size_t)a->cfg->ndatasources, sizeof(int));
+    for (int i = 0; i < a->cfg->ndatasources; i++) {
+        w.base[i] = w.nslots;
+        w.nslots += a->cfg->datasources[i]->partitions;
+    }
+    w.parts = sl_calloc((size_t)w.nslots, sizeof(part_state));
+    int nw = a->cfg->processes[SL_ACTOR_WINDOWER];
+    for (int d = 0; d < a->cfg->ndatasources; d++) {
+        const sl_spec *spec = a->cfg->datasources[d];
+        for (int i = 0; i < spec->partitions; i++) {
+            part_state *p = &w.parts[w.base[d] + i];
+            p->spec = spec;
+            p->partition = i;
+            p->owned = i % nw == a->instance;
+            if (p->owned) {
+                p->rollup = sl_rollup_new(spec);
+            }
+        }
+    }
+    snprintf(dir, sizeof(dir), "%s/log", a->cfg->data_dir);
+    if ((rc = sl_plog_reader_open(&w.reader, dir, err)) != 0 ||
         (rc = sl_sock_open(&w.out, SL_SOCK_PUSH, err)) != 0 ||
         (rc = sl_sock_dial(w.out, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)),
                            err)) != 0 ||
-        (rc = sl_loop_add_sock(a->loop, w.in, handlers, &w, err)) != 0 ||
-        (rc = sl_loop_add_timer(a->loop, a->cfg->flush_ms, on_flush_timer, &w, err)) != 0) {
+        (rc = sl_loop_add_timer(a->loop, POLL_MS, on_poll, &w, err)) != 0 ||
+        (rc = sl_loop_add_timer(a->loop, a->cfg->flush_ms, on_flush, &w, err)) != 0) {
         goto out;
     }
-    /* A blocked storer stops the flush, which stops reading batches: backpressure. */
+    /* A blocked storer blocks the flush, which stops reading the log: backpressure,
+     * with the backlog on disk in the log rather than in memory. */
     sl_sock_set_timeouts(w.out, -1, -1);
     sl_loop_run(a->loop);
-    /* Shutdown: the partitioner stopped first; take what it left queued, then flush. */
-    sl_loop_drain(a->loop, w.in);
-    flush_all(&w);
-    SL_LOG(INFO, "windower_stopped", "events=%llu deltas=%llu", (unsigned long long)w.events_in,
-           (unsigned long long)w.deltas_out);
+    if (w.started) {
+        read_log(&w);
+        flush_all(&w);
+    }
+    SL_LOG(INFO, "windower_stopped", "events=%llu deltas=%llu rewinds=%llu",
+           (unsigned long long)w.events_in, (unsigned long long)w.deltas_out,
+           (unsigned long long)w.rewinds);
 out:
-    sl_sock_close(w.in);
-    /* Closing a push socket drops what it still queues: give NNG a moment by lingering. */
     sl_sock_close(w.out);
-    for (int i = 0; i < a->cfg->ndatasources * SL_MAX_PARTITIONS; i++) {
+    sl_plog_reader_close(w.reader);
+    sl_store_close(w.store);
+    for (int i = 0; i < w.nslots; i++) {
         sl_rollup_free(w.parts[i].rollup);
     }
     free(w.parts);
+    free(w.base);
+    sl_buf_fini(&w.payload);
     sl_buf_fini(&w.rows);
     sl_buf_fini(&w.msg);
     return rc;
 }
 
-/* ---- handlers ------------------------------------------------------------------------ */
+/* ---- timers -------------------------------------------------------------------------- */
 
-static void on_batch(void *state, sl_sock *from, const void *data, size_t len)
+static void on_poll(void *state)
 {
     windower *w = state;
-    sl_part_batch b;
-    sl_err err = {0};
-    if (sl_part_batch_decode(data, len, &b, &err) != 0) {
-        SL_LOG_RATE(ERROR, 1000, "bad_batch", "error=\"%s\"", err.msg);
+    if (!w->started && start(w) != 0) {
         return;
     }
-    char ds[128];
-    snprintf(ds, sizeof(ds), "%.*s", (int)b.ds.len, b.ds.p);
-    const sl_spec *spec = sl_config_find(w->a->cfg, ds);
-    if (spec == NULL || b.partition >= spec->partitions) {
-        SL_LOG_RATE(ERROR, 1000, "bad_batch", "ds=%s partition=%d error=\"unknown\"", ds,
-                    b.partition);
-        return;
-    }
-    part_state *p = part_of(w, spec, b.partition);
-    int64_t end = b.first_offset + b.count;
-    if (p->seen && end <= p->hi) {
-        /* Already folded (a resend): skipping keeps counts exact. */
-        w->batches_dup++;
-        return;
-    }
-    if (p->seen && b.first_offset != p->hi) {
-        /* Offsets must be contiguous within one delta: close the current range. */
-        SL_LOG_RATE(WARN, 1000, "offset_gap", "ds=%s partition=%d expected=%lld got=%lld", ds,
-                    b.partition, (long long)p->hi, (long long)b.first_offset);
-        flush_part(w, p);
-        w->batches_gap++;
-    }
-    if (!p->seen || p->lo == p->hi) {
-        p->lo = b.first_offset;
-    }
-    sl_events_iter it;
-    sl_event ev;
-    sl_events_iter_init(&it, b.events.p, b.events.len);
-    int64_t n = 0;
-    int rc;
-    while ((rc = sl_events_next(&it, &ev, &err)) == 1) {
-        if (ev.ndims != spec->ndims) {
-            rc = sl_err_set(&err, SL_ECODEC, "event has %d dims, spec %d", ev.ndims, spec->ndims);
-            break;
-        }
-        sl_rollup_add(p->rollup, &ev);
-        n++;
-    }
-    if (rc < 0) {
-        /* Cannot happen with our ingest; the offsets are still consumed so the
-         * partition does not stall, and the loss is logged loudly. */
-        SL_LOG(ERROR, "bad_events", "ds=%s partition=%d error=\"%s\"", ds, b.partition, err.msg);
-    }
-    p->hi = end;
-    p->seen = true;
-    w->events_in += (uint64_t)n;
+    read_log(w);
 }
 
-static void on_flush_timer(void *state)
+static void on_flush(void *state)
 {
-    flush_all(state);
+    windower *w = state;
+    if (!w->started) {
+        return;
+    }
+    flush_all(w);
+    if (sl_now_ms() - w->last_check_ms >= 1000) {
+        check_committed(w);
+    }
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static part_state *part_of(windower *w, const sl_spec *spec, int partition)
+/* Loads each owned partition's committed offset: where folding resumes. Returns
+ * non-zero while the storer has not created the store yet. */
+static int start(windower *w)
 {
-    int ds = 0;
-    while (w->a->cfg->datasources[ds] != spec) {
-        ds++;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/segments/data.mdb", w->cfg->data_dir);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        return -1;
     }
-    part_state *p = &w->parts[ds * SL_MAX_PARTITIONS + partition];
-    if (p->rollup == NULL) {
-        p->spec = spec;
-        p->partition = partition;
-        p->rollup = sl_rollup_new(spec);
+    snprintf(dir, sizeof(dir), "%s/segments", w->cfg->data_dir);
+    if (w->store == NULL && sl_store_open(&w->store, dir, true, 1, 1, NULL) != 0) {
+        return -1;
     }
-    return p;
+    sl_store_reader *r;
+    if (sl_store_read_begin(w->store, &r, NULL) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < w->nslots; i++) {
+        part_state *p = &w->parts[i];
+        int64_t c = 0;
+        if (p->owned && sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) == 0) {
+            p->next = p->lo = p->sent = p->committed = c;
+            p->stalled_since_ms = sl_now_ms();
+        }
+    }
+    sl_store_read_end(r);
+    w->started = true;
+    w->last_check_ms = sl_now_ms();
+    SL_LOG(INFO, "windower_started", "partitions_owned=%d", w->nslots / w->cfg->processes[SL_ACTOR_WINDOWER]);
+    return 0;
+}
+
+static void read_log(windower *w)
+{
+    sl_err err = {0};
+    uint64_t seg;
+    for (int n = 0; n < READ_BUDGET; n++) {
+        int rc = sl_plog_reader_next(w->reader, &w->payload, &seg, &err);
+        if (rc < 0) {
+            SL_LOG_RATE(ERROR, 1000, "log_read_failed", "error=\"%s\"", err.msg);
+            return;
+        }
+        if (rc == 0) {
+            return;
+        }
+        sl_log_record r;
+        if (sl_log_record_decode(w->payload.data, w->payload.len, SL_MSG_LOG_RECORD, &r, &err) !=
+            0) {
+            SL_LOG_RATE(ERROR, 1000, "bad_log_record", "error=\"%s\"", err.msg);
+            continue;
+        }
+        fold_record(w, &r);
+        sl_log_record_fini(&r);
+    }
+}
+
+static void fold_record(windower *w, const sl_log_record *r)
+{
+    int dsi = -1;
+    for (int i = 0; i < w->cfg->ndatasources; i++) {
+        if (sl_str_eq(r->ds, w->cfg->datasources[i]->name)) {
+            dsi = i;
+        }
+    }
+    if (dsi < 0) {
+        return;
+    }
+    const sl_spec *spec = w->cfg->datasources[dsi];
+    sl_err err = {0};
+    for (int i = 0; i < r->nparts; i++) {
+        const sl_log_part *lp = &r->parts[i];
+        if (lp->partition >= spec->partitions) {
+            continue;
+        }
+        part_state *p = &w->parts[w->base[dsi] + lp->partition];
+        int64_t end = lp->first_offset + lp->count;
+        if (!p->owned || end <= p->next) {
+            continue; /* not ours, or folded (and maybe committed) already */
+        }
+        if (lp->first_offset != p->next) {
+            /* Records of a partition are contiguous in the log; a mismatch means
+             * the log and the store disagree. Refuse to guess: this is logged, and
+             * the rewind check recovers from the committed offset. */
+            SL_LOG_RATE(ERROR, 1000, "offset_mismatch", "ds=%s partition=%d expected=%lld got=%lld",
+                        spec->name, lp->partition, (long long)p->next,
+                        (long long)lp->first_offset);
+            continue;
+        }
+        sl_events_iter it;
+        sl_event ev;
+        sl_events_iter_init(&it, lp->events.p, lp->events.len);
+        int rc;
+        while ((rc = sl_events_next(&it, &ev, &err)) == 1) {
+            if (ev.ndims == spec->ndims) {
+                sl_rollup_add(p->rollup, &ev);
+                w->events_in++;
+            }
+        }
+        if (rc < 0) {
+            SL_LOG(ERROR, "bad_events", "ds=%s partition=%d error=\"%s\"", spec->name,
+                   lp->partition, err.msg);
+        }
+        p->next = end;
+        if (sl_rollup_rows(p->rollup) >= FLUSH_ROWS) {
+            flush_part(w, p);
+        }
+    }
 }
 
 static void flush_part(windower *w, part_state *p)
 {
-    if (p->rollup == NULL || p->lo == p->hi) {
+    if (!p->owned || p->next == p->lo) {
         return;
     }
     int64_t minb, maxb;
@@ -178,24 +275,69 @@ static void flush_part(windower *w, part_state *p)
         .ds = {p->spec->name, strlen(p->spec->name)},
         .partition = p->partition,
         .offset_lo = p->lo,
-        .offset_hi = p->hi,
+        .offset_hi = p->next,
         .rows = {w->rows.data != NULL ? w->rows.data : "", w->rows.len},
     };
     sl_buf_reset(&w->msg);
     sl_delta_encode(&w->msg, &d);
     sl_err err = {0};
-    int rc = sl_sock_send(w->out, w->msg.data, w->msg.len, false, &err);
-    if (rc != 0) {
-        SL_LOG(ERROR, "delta_send_failed", "ds=%s partition=%d error=\"%s\"", p->spec->name,
-               p->partition, err.msg);
+    if (sl_sock_send(w->out, w->msg.data, w->msg.len, false, &err) != 0) {
+        /* Lost: the committed offset will not advance and the rewind re-reads it. */
+        SL_LOG_RATE(ERROR, 1000, "delta_send_failed", "ds=%s partition=%d error=\"%s\"",
+                    p->spec->name, p->partition, err.msg);
     }
     w->deltas_out++;
-    p->lo = p->hi;
+    p->lo = p->sent = p->next;
 }
 
 static void flush_all(windower *w)
 {
-    for (int i = 0; i < w->a->cfg->ndatasources * SL_MAX_PARTITIONS; i++) {
+    for (int i = 0; i < w->nslots; i++) {
         flush_part(w, &w->parts[i]);
+    }
+}
+
+/* Compares what was sent with what the storer committed; a partition that stays
+ * behind what was sent rewinds to its committed offset. */
+static void check_committed(windower *w)
+{
+    int64_t now = sl_now_ms();
+    w->last_check_ms = now;
+    sl_store_reader *r;
+    if (sl_store_read_begin(w->store, &r, NULL) != 0) {
+        return;
+    }
+    bool rewind = false;
+    for (int i = 0; i < w->nslots; i++) {
+        part_state *p = &w->parts[i];
+        int64_t c;
+        if (!p->owned || sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) != 0) {
+            continue;
+        }
+        if (c >= p->sent || c != p->committed) {
+            p->committed = c;
+            p->stalled_since_ms = now;
+            continue;
+        }
+        if (now - p->stalled_since_ms < REWIND_AFTER_MS) {
+            continue;
+        }
+        SL_LOG(WARN, "partition_rewind", "ds=%s partition=%d committed=%lld sent=%lld",
+               p->spec->name, p->partition, (long long)c, (long long)p->sent);
+        sl_rollup_drain(p->rollup, &w->rows, &(int64_t){0}, &(int64_t){0});
+        sl_buf_reset(&w->rows);
+        p->next = p->lo = p->sent = c;
+        p->stalled_since_ms = now;
+        rewind = true;
+        w->rewinds++;
+    }
+    sl_store_read_end(r);
+    if (rewind) {
+        /* Re-read from the oldest retained segment; other partitions skip what they
+         * have folded already. */
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/log", w->cfg->data_dir);
+        sl_plog_reader_close(w->reader);
+        sl_plog_reader_open(&w->reader, dir, NULL);
     }
 }
