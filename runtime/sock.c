@@ -293,7 +293,9 @@ int sl_sock_reply(sl_sock *s, const sl_msg *req, const void *data, size_t len, s
     }
     memcpy(nng_msg_body(m), data, len);
     nng_msg_set_pipe(m, nng_msg_get_pipe(req->m));
-    if ((rv = nng_sendmsg(s->s, m, NNG_FLAG_NONBLOCK)) != 0) {
+    /* Blocking (bounded by the socket's send timeout): a raw REP sends one reply per
+     * pipe at a time, so a non-blocking send fails with EAGAIN under load. */
+    if ((rv = nng_sendmsg(s->s, m, 0)) != 0) {
         nng_msg_free(m);
         return conv(rv, err, "send reply");
     }

@@ -27,7 +27,21 @@ typedef struct ds_dbs {
     int open;
 } ds_dbs;
 
+/* Writer-side cache of dictionary ids: ids never change once committed, so a hit
+ * saves the B-tree lookup on the hot path. Cleared whenever a transaction aborts,
+ * since it may hold ids assigned in that transaction. */
+typedef struct dict_ent {
+    uint64_t h; /* xxh64 of the string mixed with datasource and dim; 0 = empty */
+    uint32_t id;
+    int ds;
+    int dim;
+    char *s;
+    size_t len;
+} dict_ent;
+
 struct sl_store {
+    dict_ent *cache;
+    size_t cache_cap, cache_n;
     MDB_env *env;
     bool readonly;
     int64_t map_bytes, max_map_bytes;
@@ -175,11 +189,76 @@ fail:
     return rc;
 }
 
+static void cache_clear(sl_store *st)
+{
+    for (size_t i = 0; i < st->cache_cap; i++) {
+        free(st->cache[i].s);
+    }
+    free(st->cache);
+    st->cache = NULL;
+    st->cache_cap = st->cache_n = 0;
+}
+
+static uint64_t cache_hash(int ds, int dim, uint64_t sh)
+{
+    uint64_t h = sh ^ ((uint64_t)ds * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)(dim + 1) << 56);
+    return h == 0 ? 1 : h;
+}
+
+static const dict_ent *cache_get(const sl_store *st, int ds, int dim, uint64_t sh, sl_str s)
+{
+    if (st->cache_cap == 0) {
+        return NULL;
+    }
+    uint64_t h = cache_hash(ds, dim, sh);
+    size_t mask = st->cache_cap - 1;
+    for (size_t i = h & mask; st->cache[i].h != 0; i = (i + 1) & mask) {
+        const dict_ent *e = &st->cache[i];
+        if (e->h == h && e->ds == ds && e->dim == dim && e->len == s.len &&
+            memcmp(e->s, s.p, s.len) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void cache_put(sl_store *st, int ds, int dim, uint64_t sh, sl_str s, uint32_t id)
+{
+    if ((st->cache_n + 1) * 2 > st->cache_cap) {
+        if (st->cache_n > (1u << 20)) {
+            cache_clear(st); /* bounded: a million strings at most */
+        }
+        size_t cap = st->cache_cap == 0 ? 1024 : st->cache_cap * 2;
+        dict_ent *old = st->cache;
+        size_t old_cap = st->cache_cap;
+        st->cache = sl_calloc(cap, sizeof(dict_ent));
+        st->cache_cap = cap;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i].h != 0) {
+                size_t j = old[i].h & (cap - 1);
+                while (st->cache[j].h != 0) {
+                    j = (j + 1) & (cap - 1);
+                }
+                st->cache[j] = old[i];
+            }
+        }
+        free(old);
+    }
+    uint64_t h = cache_hash(ds, dim, sh);
+    size_t mask = st->cache_cap - 1, i = h & mask;
+    while (st->cache[i].h != 0) {
+        i = (i + 1) & mask;
+    }
+    st->cache[i] = (dict_ent){h, id, ds, dim, sl_strndup(s.p, s.len), s.len};
+    st->cache_n++;
+}
+
 void sl_store_close(sl_store *st)
 {
     if (st == NULL) {
         return;
     }
+    cache_clear(st);
     mdb_env_close(st->env);
     free(st);
 }
@@ -301,6 +380,7 @@ void sl_store_abort(sl_store_txn *t)
     if (t == NULL) {
         return;
     }
+    cache_clear(t->st);
     mdb_txn_abort(t->txn);
     free(t->segs);
     free(t);
@@ -361,9 +441,16 @@ static int dict_id(sl_store_txn *t, ds_dbs *d, int dim, sl_str s, uint32_t *id, 
         *id = 0;
         return 0;
     }
+    uint64_t sh = XXH64(s.p, s.len, 0);
+    int dsi = (int)(d - t->st->ds);
+    const dict_ent *hit = cache_get(t->st, dsi, dim, sh, s);
+    if (hit != NULL) {
+        *id = hit->id;
+        return 0;
+    }
     unsigned char k[9];
     k[0] = (unsigned char)dim;
-    put_u64(k + 1, XXH64(s.p, s.len, 0));
+    put_u64(k + 1, sh);
     MDB_val key = {sizeof(k), k}, val;
     int rv = mdb_get(t->txn, d->dict, &key, &val);
     const unsigned char *chain = NULL;
@@ -376,6 +463,7 @@ static int dict_id(sl_store_txn *t, ds_dbs *d, int dim, sl_str s, uint32_t *id, 
             if (elen == s.len && off + 8 + elen <= chain_len &&
                 memcmp(chain + off + 8, s.p, s.len) == 0) {
                 *id = eid;
+                cache_put(t->st, dsi, dim, sh, s, eid);
                 return 0;
             }
             off += 8 + elen;
@@ -423,6 +511,7 @@ static int dict_id(sl_store_txn *t, ds_dbs *d, int dim, sl_str s, uint32_t *id, 
         return conv(rv, err, "rdict put");
     }
     *id = next;
+    cache_put(t->st, dsi, dim, sh, s, next);
     return 0;
 }
 
@@ -457,7 +546,7 @@ int sl_store_merge_row(sl_store_txn *t, const sl_spec *spec, const sl_row *row, 
     int64_t minute = floor_div(row->bucket_ms, MINUTE_MS);
     put_u32(k, minute_key(minute));
     for (int i = 0; i < spec->ndims; i++) {
-        uint32_t id;
+        uint32_t id = 0;
         if ((rc = dict_id(t, d, i, row->dims[i], &id, err)) != 0) {
             return fail(t, rc);
         }

@@ -126,6 +126,8 @@ int sl_partitioner_run(sl_actor *a, sl_err *err)
         (rc = sl_loop_add_timer(a->loop, 1000, on_maintenance, &p, err)) != 0) {
         goto out;
     }
+    /* A reply waits at most this long for its requester's pipe (a dead ingest). */
+    sl_sock_set_timeouts(p.in, 1000, -1);
     sl_loop_set_idle(a->loop, on_idle, &p);
     sl_loop_run(a->loop);
     sl_loop_drain(a->loop, p.in);
@@ -341,7 +343,7 @@ static void answer(partitioner *p, sl_sock *to, const sl_msg *req, int status, b
 static int open_log(partitioner *p, sl_err *err)
 {
     char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/log", p->cfg->data_dir);
+    snprintf(dir, sizeof(dir), "%s/wal", p->cfg->data_dir);
     int64_t cut = 0;
     int rc = sl_plog_open(&p->log, dir, p->cfg->log_segment_mb << 20, on_record, p, &cut, err);
     if (rc != 0) {

@@ -25,7 +25,7 @@
 #define POLL_MS 10
 #define READ_BUDGET 20000      /* records per poll, so flushes and signals stay timely */
 #define FLUSH_ROWS 200000      /* flush early when a partition holds this many rows */
-#define REWIND_AFTER_MS 3000
+#define REWIND_AFTER_MS 10000
 
 typedef struct part_state {
     const sl_spec *spec;
@@ -93,7 +93,7 @@ int sl_windower_run(sl_actor *a, sl_err *err)
             }
         }
     }
-    snprintf(dir, sizeof(dir), "%s/log", a->cfg->data_dir);
+    snprintf(dir, sizeof(dir), "%s/wal", a->cfg->data_dir);
     if ((rc = sl_plog_reader_open(&w.reader, dir, err)) != 0 ||
         (rc = sl_sock_open(&w.out, SL_SOCK_PUSH, err)) != 0 ||
         (rc = sl_sock_dial(w.out, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)),
@@ -336,7 +336,7 @@ static void check_committed(windower *w)
         /* Re-read from the oldest retained segment; other partitions skip what they
          * have folded already. */
         char dir[4096];
-        snprintf(dir, sizeof(dir), "%s/log", w->cfg->data_dir);
+        snprintf(dir, sizeof(dir), "%s/wal", w->cfg->data_dir);
         sl_plog_reader_close(w->reader);
         sl_plog_reader_open(&w->reader, dir, NULL);
     }
