@@ -86,6 +86,11 @@ static int cmp_u64(const void *a, const void *b)
 static int list_segments(const char *dir, uint64_t **out, int *n, sl_err *err)
 {
     DIR *d = opendir(dir);
+    if (d == NULL && errno == ENOENT) {
+        *out = NULL; /* not created yet: no segments */
+        *n = 0;
+        return 0;
+    }
     if (d == NULL) {
         return sl_err_set(err, -errno, "opendir %s: %s", dir, strerror(errno));
     }
