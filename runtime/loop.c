@@ -26,6 +26,7 @@ typedef struct source {
     const sl_handler *handlers;
     sl_timer_cb timer;
     void *state;
+    bool paused;
 } source;
 
 struct sl_loop {
@@ -167,7 +168,7 @@ int sl_loop_run(sl_loop *loop)
     while (!loop->stopping) {
         int n = loop->nsrc;
         for (int i = 0; i < n; i++) {
-            pfd[i].fd = loop->src[i].fd;
+            pfd[i].fd = loop->src[i].paused ? -1 : loop->src[i].fd;
             pfd[i].events = POLLIN;
             pfd[i].revents = 0;
         }
@@ -210,6 +211,15 @@ int sl_loop_run(sl_loop *loop)
         }
     }
     return 0;
+}
+
+void sl_loop_pause(sl_loop *loop, sl_sock *sock, bool paused)
+{
+    for (int i = 0; i < loop->nsrc; i++) {
+        if (loop->src[i].kind == SRC_SOCK && loop->src[i].sock == sock) {
+            loop->src[i].paused = paused;
+        }
+    }
 }
 
 sl_msg *sl_loop_take(sl_loop *loop)

@@ -30,6 +30,10 @@ int sl_loop_add_sock(sl_loop *loop, sl_sock *sock, const sl_handler *handlers, v
  * request later, e.g. after a group commit. */
 sl_msg *sl_loop_take(sl_loop *loop);
 
+/* Stops (paused) or resumes receiving from sock: while paused its messages stay
+ * queued in NNG and, once its buffers fill, the senders block (backpressure). */
+void sl_loop_pause(sl_loop *loop, sl_sock *sock, bool paused);
+
 /* A periodic timer. */
 int sl_loop_add_timer(sl_loop *loop, int64_t interval_ms, sl_timer_cb cb, void *state,
                       sl_err *err);

@@ -68,6 +68,7 @@ typedef struct partitioner {
     waiter *waiters;
     int nwaiters, capwaiters;
     bool round_open;
+    char store_full[512]; /* the storer's reason while its store is full, else "" */
     bool sync_always;
     int64_t last_sync_ms;
     sl_buf rec, reply;
@@ -86,6 +87,7 @@ static void answer(partitioner *p, sl_sock *to, const sl_msg *req, int status, b
                    const char *error);
 static void end_round(partitioner *p);
 static void truncate_log(partitioner *p);
+static void check_store_full(partitioner *p);
 
 /* ---- run ---------------------------------------------------------------------------- */
 
@@ -123,7 +125,7 @@ int sl_partitioner_run(sl_actor *a, sl_err *err)
                              err)) != 0 ||
         (rc = sl_loop_add_sock(a->loop, p.in, handlers, &p, err)) != 0 ||
         (rc = sl_loop_add_timer(a->loop, a->cfg->log_fsync_interval_ms, on_timer, &p, err)) != 0 ||
-        (rc = sl_loop_add_timer(a->loop, 1000, on_maintenance, &p, err)) != 0) {
+        (rc = sl_loop_add_timer(a->loop, 250, on_maintenance, &p, err)) != 0) {
         goto out;
     }
     /* A reply waits at most this long for its requester's pipe (a dead ingest). */
@@ -211,6 +213,13 @@ static void on_append(void *state, sl_sock *from, const void *data, size_t len)
             goto done;
         }
     }
+    if (p->store_full[0] != '\0') {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "the segment store is full (%s)", p->store_full);
+        p->refused++;
+        answer(p, from, req, SL_ENOSPC, false, msg);
+        goto done;
+    }
     int64_t backlog = sl_plog_bytes(p->log);
     if (backlog > (p->cfg->log_max_backlog_mb << 20)) {
         char msg[200];
@@ -288,7 +297,9 @@ static void on_timer(void *state)
 
 static void on_maintenance(void *state)
 {
-    truncate_log(state);
+    partitioner *p = state;
+    check_store_full(p);
+    truncate_log(p);
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -345,7 +356,13 @@ static int open_log(partitioner *p, sl_err *err)
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/wal", p->cfg->data_dir);
     int64_t cut = 0;
-    int rc = sl_plog_open(&p->log, dir, p->cfg->log_segment_mb << 20, on_record, p, &cut, err);
+    /* Segments are dropped whole, so the backlog (retained bytes) is measured in
+     * segments: keep them small against the backlog bound. */
+    int64_t seg_bytes = p->cfg->log_segment_mb << 20;
+    if (seg_bytes > (p->cfg->log_max_backlog_mb << 20) / 8) {
+        seg_bytes = (p->cfg->log_max_backlog_mb << 20) / 8;
+    }
+    int rc = sl_plog_open(&p->log, dir, seg_bytes, on_record, p, &cut, err);
     if (rc != 0) {
         return rc;
     }
@@ -416,6 +433,32 @@ static void on_record(void *arg, uint64_t seg, const void *data, size_t len)
         key_put(p, key_hash(r.ds, r.key), r.appended_ms + key_window_ms(p, r.key), seg, false);
     }
     sl_log_record_fini(&r);
+}
+
+/* Reads the storer's store-full state (see storer.c). */
+static void check_store_full(partitioner *p)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/state/store_full", p->cfg->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (p->store_full[0] != '\0') {
+            SL_LOG(INFO, "store_space_ok", "%s", "");
+        }
+        p->store_full[0] = '\0';
+        return;
+    }
+    char buf[sizeof(p->store_full)];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (n == 0) {
+        snprintf(buf, sizeof(buf), "no space");
+    }
+    if (strcmp(buf, p->store_full) != 0) {
+        SL_LOG(WARN, "store_full", "reason=\"%s\"", buf);
+    }
+    memcpy(p->store_full, buf, sizeof(buf));
 }
 
 /* Drops every leading segment whose records the storer has all committed. */

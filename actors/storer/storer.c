@@ -11,8 +11,17 @@
 #include "log.h"
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* While commits fail, at most this many deltas wait in memory; then the pull socket
+ * is paused and the windowers block (the data stays in the partition log). */
+#define MAX_PENDING_FAILING 1024
 
 typedef struct storer {
     sl_actor *a;
@@ -23,10 +32,13 @@ typedef struct storer {
     int npending, cappending;
     sl_buf msg;
     int64_t retry_at_ms; /* after a failed commit, not before this */
+    bool failing;        /* the last commit failed */
+    char full_path[4096]; /* exists (with the reason) while the store is full */
     uint64_t applied, skipped, refused, rows, commits;
 } storer;
 
 static int commit_pending(storer *s, sl_err *err);
+static void set_full(storer *s, const char *why);
 static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
                        const sl_spec **spec_out, sl_err *err);
 
@@ -45,6 +57,10 @@ int sl_storer_run(sl_actor *a, sl_err *err)
     char path[4096], addr[512];
     int rc;
     sl_buf_init(&s.msg);
+    snprintf(path, sizeof(path), "%s/state", a->cfg->data_dir);
+    mkdir(path, 0755);
+    snprintf(s.full_path, sizeof(s.full_path), "%s/state/store_full", a->cfg->data_dir);
+    set_full(&s, NULL);
     snprintf(path, sizeof(path), "%s/segments", a->cfg->data_dir);
     if ((rc = sl_store_open(&s.store, path, false, a->cfg->map_size_mb, a->cfg->max_map_size_mb,
                             err)) != 0) {
@@ -99,7 +115,7 @@ static void on_delta(void *state, sl_sock *from, const void *data, size_t len)
     sl_buf *b = &s->pending[s->npending++];
     sl_buf_reset(b);
     sl_buf_append(b, data, len);
-    if (s->npending >= s->a->cfg->commit_max_msgs) {
+    if (s->npending >= s->a->cfg->commit_max_msgs && !s->failing) {
         on_idle(s);
     }
 }
@@ -115,10 +131,39 @@ static void on_idle(void *state)
         SL_LOG_RATE(ERROR, 5000, "commit_failed", "deltas=%d code=%s error=\"%s\"", s->npending,
                     sl_err_name(err.code), err.msg);
         s->retry_at_ms = sl_now_ms() + 1000;
+        s->failing = true;
+        if (err.code == SL_ENOSPC) {
+            set_full(s, err.msg);
+        }
+        if (s->npending >= MAX_PENDING_FAILING) {
+            sl_loop_pause(s->a->loop, s->in, true);
+        }
+        return;
+    }
+    if (s->failing) {
+        SL_LOG(INFO, "commit_recovered", "%s", "");
+        s->failing = false;
+        set_full(s, NULL);
+        sl_loop_pause(s->a->loop, s->in, false);
     }
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
+
+/* Publishes the store-full state for the partitioner (which then refuses appends
+ * with 507): a file holding the reason, removed once commits succeed again. */
+static void set_full(storer *s, const char *why)
+{
+    if (why == NULL) {
+        unlink(s->full_path);
+        return;
+    }
+    int fd = open(s->full_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!write(fd, why, strlen(why));
+        close(fd);
+    }
+}
 
 /* Applies every pending delta in one transaction; on a full map, grows it and redoes
  * the transaction from the start (the pending copies make that possible). */

@@ -24,7 +24,7 @@
 
 #define POLL_MS 10
 #define READ_BUDGET 20000      /* records per poll, so flushes and signals stay timely */
-#define FLUSH_ROWS 200000      /* flush early when a partition holds this many rows */
+#define FLUSH_ROWS 50000       /* flush early when a partition holds this many rows */
 #define REWIND_AFTER_MS 10000
 
 typedef struct part_state {
