@@ -80,7 +80,6 @@ extern const char *const sl_actor_names[SL_ACTOR_COUNT];
 #define SL_ADDR_TABLE(X)                                                                           \
     X(INGEST, "ingest", "ipc://{data}/sock/ingest.ipc")                                            \
     X(PARTITIONER, "partitioner", "ipc://{data}/sock/partitioner.ipc")                             \
-    X(WINDOWER, "windower", "ipc://{data}/sock/windower.{i}.ipc")                                  \
     X(STORER, "storer", "ipc://{data}/sock/storer.ipc")                                            \
     X(QUERY, "query", "ipc://{data}/sock/query.ipc")                                               \
     X(NOTIFY, "notify", "ipc://{data}/sock/notify.ipc")                                            \

@@ -39,8 +39,8 @@ static void test_shipped_configs_load(void **state)
     assert_int_equal(s->early_reject_ms, 86400000);
     assert_int_equal(s->late_reject_ms, 0);
     char addr[256];
-    assert_int_equal(sl_config_addr(cfg, SL_ADDR_WINDOWER, NULL, 3, addr, sizeof(addr)), 0);
-    assert_string_equal(addr, "ipc:///tmp/sl-data/sock/windower.3.ipc");
+    assert_int_equal(sl_config_addr(cfg, SL_ADDR_STORER, NULL, 0, addr, sizeof(addr)), 0);
+    assert_string_equal(addr, "ipc:///tmp/sl-data/sock/storer.ipc");
     assert_int_equal(sl_config_addr(cfg, SL_ADDR_CONTROL, "query", 1, addr, sizeof(addr)), 0);
     assert_string_equal(addr, "ipc:///tmp/sl-data/sock/ctl.query.1.ipc");
     sl_config_free(cfg);
