@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/pubsub0/pub.h>
@@ -20,6 +21,11 @@ struct sl_sock {
     nng_socket s;
     sl_sock_kind kind;
     atomic_int peers;
+    /* Ids of the pipes counted in peers: NNG can report a pipe's removal without
+     * having reported it added (a pipe that died during its handshake). */
+    nng_mtx *mtx;
+    uint32_t *pipes;
+    int npipes, cappipes;
 };
 
 struct sl_msg {
@@ -63,12 +69,26 @@ static int conv(int rv, sl_err *err, const char *what)
 static void pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     struct sl_sock *s = arg;
-    (void)p;
-    if (ev == NNG_PIPE_EV_ADD_POST) {
-        atomic_fetch_add(&s->peers, 1);
-    } else if (ev == NNG_PIPE_EV_REM_POST) {
-        atomic_fetch_sub(&s->peers, 1);
+    uint32_t id = nng_pipe_id(p);
+    nng_mtx_lock(s->mtx);
+    int at = -1;
+    for (int i = 0; i < s->npipes; i++) {
+        if (s->pipes[i] == id) {
+            at = i;
+        }
     }
+    if (ev == NNG_PIPE_EV_ADD_POST && at < 0) {
+        if (s->npipes == s->cappipes) {
+            s->cappipes = s->cappipes == 0 ? 8 : s->cappipes * 2;
+            s->pipes = sl_realloc(s->pipes, (size_t)s->cappipes * sizeof(uint32_t));
+        }
+        s->pipes[s->npipes++] = id;
+        atomic_store(&s->peers, s->npipes);
+    } else if (ev == NNG_PIPE_EV_REM_POST && at >= 0) {
+        s->pipes[at] = s->pipes[--s->npipes];
+        atomic_store(&s->peers, s->npipes);
+    }
+    nng_mtx_unlock(s->mtx);
 }
 
 int sl_sock_open(sl_sock **out, sl_sock_kind kind, sl_err *err)
@@ -115,6 +135,11 @@ int sl_sock_open(sl_sock **out, sl_sock_kind kind, sl_err *err)
     }
     s->kind = kind;
     atomic_init(&s->peers, 0);
+    if ((rv = nng_mtx_alloc(&s->mtx)) != 0) {
+        nng_close(s->s);
+        free(s);
+        return conv(rv, err, "alloc mutex");
+    }
     nng_pipe_notify(s->s, NNG_PIPE_EV_ADD_POST, pipe_added, s);
     nng_pipe_notify(s->s, NNG_PIPE_EV_REM_POST, pipe_added, s);
     /* Reconnect quickly: actors restart in well under a second. */
@@ -132,6 +157,8 @@ void sl_sock_close(sl_sock *s)
         return;
     }
     nng_close(s->s);
+    nng_mtx_free(s->mtx);
+    free(s->pipes);
     free(s);
 }
 

@@ -61,6 +61,8 @@ typedef struct seg_delta {
 struct sl_store_txn {
     sl_store *st;
     MDB_txn *txn;
+    int nds_before;      /* dbis opened in an aborted transaction are closed by LMDB: */
+    int base_open_before; /* forget them on abort */
     seg_delta *segs;
     int nsegs, capsegs;
 };
@@ -359,10 +361,13 @@ int sl_store_begin(sl_store *st, sl_store_txn **out, sl_err *err)
     SL_ASSERT(!st->readonly);
     sl_store_txn *t = sl_calloc(1, sizeof(*t));
     t->st = st;
+    t->nds_before = st->nds;
+    t->base_open_before = st->base_open;
     int rc = conv(mdb_txn_begin(st->env, NULL, 0, &t->txn), err, "begin");
     if (rc == 0) {
         rc = open_base(st, t->txn, err);
         if (rc != 0) {
+            st->base_open = t->base_open_before;
             mdb_txn_abort(t->txn);
         }
     }
@@ -381,6 +386,8 @@ void sl_store_abort(sl_store_txn *t)
         return;
     }
     cache_clear(t->st);
+    t->st->nds = t->nds_before;
+    t->st->base_open = t->base_open_before;
     mdb_txn_abort(t->txn);
     free(t->segs);
     free(t);
