@@ -50,6 +50,8 @@ typedef struct windower {
     int nslots;
     part_state *parts;
     sl_buf payload, rows, msg;
+    sl_buf *unsent; /* encoded deltas the storer has not taken yet, in order */
+    int nunsent, capunsent;
     int64_t last_check_ms;
     uint64_t events_in, deltas_out, rewinds;
 } windower;
@@ -59,6 +61,7 @@ static void read_log(windower *w);
 static void fold_record(windower *w, const sl_log_record *r);
 static void flush_part(windower *w, part_state *p);
 static void flush_all(windower *w);
+static bool send_unsent(windower *w);
 static void check_committed(windower *w);
 
 /* ---- run ---------------------------------------------------------------------------- */
@@ -102,12 +105,17 @@ int sl_windower_run(sl_actor *a, sl_err *err)
         (rc = sl_loop_add_timer(a->loop, a->cfg->flush_ms, on_flush, &w, err)) != 0) {
         goto out;
     }
-    /* A blocked storer blocks the flush, which stops reading the log: backpressure,
-     * with the backlog on disk in the log rather than in memory. */
-    sl_sock_set_timeouts(w.out, -1, -1);
+    /* A storer that does not take deltas stops the windower from reading the log:
+     * backpressure, with the backlog on disk in the log rather than in memory. Sends
+     * time out so the loop keeps answering pings and signals meanwhile; the delta is
+     * kept and sent again. */
+    sl_sock_set_timeouts(w.out, 500, -1);
+    sl_sock_set_sendbuf(w.out, 16);
     sl_loop_run(a->loop);
     if (w.started) {
-        read_log(&w);
+        if (w.nunsent == 0) {
+            read_log(&w);
+        }
         flush_all(&w);
     }
     SL_LOG(INFO, "windower_stopped", "events=%llu deltas=%llu rewinds=%llu",
@@ -122,6 +130,10 @@ out:
     }
     free(w.parts);
     free(w.base);
+    for (int i = 0; i < w.capunsent; i++) {
+        sl_buf_fini(&w.unsent[i]);
+    }
+    free(w.unsent);
     sl_buf_fini(&w.payload);
     sl_buf_fini(&w.rows);
     sl_buf_fini(&w.msg);
@@ -135,6 +147,9 @@ static void on_poll(void *state)
     windower *w = state;
     if (!w->started && start(w) != 0) {
         return;
+    }
+    if (w->nunsent > 0) {
+        return; /* the storer is not taking deltas: do not read further */
     }
     read_log(w);
 }
@@ -278,20 +293,56 @@ static void flush_part(windower *w, part_state *p)
         .offset_hi = p->next,
         .rows = {w->rows.data != NULL ? w->rows.data : "", w->rows.len},
     };
-    sl_buf_reset(&w->msg);
-    sl_delta_encode(&w->msg, &d);
-    sl_err err = {0};
-    if (sl_sock_send(w->out, w->msg.data, w->msg.len, false, &err) != 0) {
-        /* Lost: the committed offset will not advance and the rewind re-reads it. */
-        SL_LOG_RATE(ERROR, 1000, "delta_send_failed", "ds=%s partition=%d error=\"%s\"",
-                    p->spec->name, p->partition, err.msg);
+    if (w->nunsent == w->capunsent) {
+        int cap = w->capunsent == 0 ? 16 : w->capunsent * 2;
+        w->unsent = sl_realloc(w->unsent, (size_t)cap * sizeof(sl_buf));
+        for (int i = w->capunsent; i < cap; i++) {
+            sl_buf_init(&w->unsent[i]);
+        }
+        w->capunsent = cap;
     }
+    sl_buf *b = &w->unsent[w->nunsent++];
+    sl_buf_reset(b);
+    sl_delta_encode(b, &d);
     w->deltas_out++;
     p->lo = p->sent = p->next;
+    send_unsent(w);
+}
+
+/* Sends the kept deltas in order; false when the storer did not take one in time
+ * (it stays first in line). */
+static bool send_unsent(windower *w)
+{
+    int sent = 0;
+    sl_err err = {0};
+    while (sent < w->nunsent) {
+        sl_buf *b = &w->unsent[sent];
+        if (sl_sock_send(w->out, b->data, b->len, false, &err) != 0) {
+            SL_LOG_RATE(WARN, 5000, "storer_not_taking", "unsent=%d peers=%d error=\"%s\"",
+                        w->nunsent - sent, sl_sock_peers(w->out), err.msg);
+            break;
+        }
+        sent++;
+    }
+    if (sent > 0) {
+        /* Drop the sent ones from the front, keeping their buffers for reuse. */
+        sl_buf done[16];
+        for (int i = 0; i < sent; i += 16) {
+            int k = sent - i < 16 ? sent - i : 16;
+            memcpy(done, w->unsent, (size_t)k * sizeof(sl_buf));
+            memmove(w->unsent, w->unsent + k, (size_t)(w->capunsent - k) * sizeof(sl_buf));
+            memcpy(w->unsent + w->capunsent - k, done, (size_t)k * sizeof(sl_buf));
+        }
+        w->nunsent -= sent;
+    }
+    return w->nunsent == 0;
 }
 
 static void flush_all(windower *w)
 {
+    if (w->nunsent > 0 && !send_unsent(w)) {
+        return;
+    }
     for (int i = 0; i < w->nslots; i++) {
         flush_part(w, &w->parts[i]);
     }
