@@ -238,8 +238,7 @@ static int push_events(ingest *st, const sl_spec *spec, sl_str key, bool *dup, s
     rc = sl_append_rep_decode(sl_msg_data(reply), sl_msg_len(reply), &ar, &serr);
     if (rc == 0 && ar.status != 0) {
         int code = ar.status == SL_EBUSY || ar.status == SL_ENOSPC ? ar.status : SL_EUNAVAIL;
-        rc = sl_err_set(err, code, "%.*s; nothing was accepted, retry later", (int)ar.error.len,
-                        ar.error.p != NULL ? ar.error.p : "");
+        rc = sl_err_set(err, code, "%.*s", (int)ar.error.len, ar.error.p != NULL ? ar.error.p : "");
     } else if (rc != 0) {
         rc = sl_err_set(err, SL_EUNAVAIL, "bad reply from the partitioner: %s", serr.msg);
     } else {
