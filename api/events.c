@@ -106,8 +106,7 @@ static void ingest_error(sl_http_resp *resp, const sl_ingest_rep *rep, const cha
         sl_http_resp_error(resp, 413, "%.*s", len, msg);
         break;
     case SL_EBUSY:
-        sl_http_resp_error(resp, 429, "ingest is busy, nothing was accepted, retry later: %.*s",
-                           len, msg);
+        sl_http_resp_error(resp, 429, "ingest is busy, retry later: %.*s", len, msg);
         sl_http_resp_header(resp, "Retry-After", "1");
         break;
     case SL_ENOSPC:
