@@ -8,7 +8,15 @@
  * check, the route's check hook), once per body chunk (accumulated under the cap)
  * and once more at the end (the handler runs and the reply is queued). MHD calls
  * request_done when the reply has been sent or the connection died; that frees the
- * context and counts the request out, which is what sl_http_stop waits for. */
+ * context and counts the request out, which is what sl_http_stop waits for.
+ *
+ * A streamed reply (Server-Sent Events) is a response from a callback: stream_read
+ * hands MHD what is queued and, when nothing is, suspends the connection (off the
+ * event loop, no worker thread held) until sl_http_stream_write or _end resumes it.
+ * Suspending (inside the callback) and resuming both happen under the stream's mutex
+ * with its asleep flag, so a connection is only resumed while suspended, as
+ * libmicrohttpd requires; and since MHD_stop_daemon must not find a suspended
+ * connection, sl_http_stop ends every stream before it waits. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -29,8 +37,10 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "routes.h"
 
 struct sl_http {
@@ -47,6 +57,23 @@ struct sl_http {
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when inflight drops to 0 */
     int inflight;        /* requests between uri_logged and request_done */
+    /* Streamed replies handed to MHD, under mu. */
+    sl_http_stream *streams;
+};
+
+/* References: the owner's (sl_http_resp_stream's caller) and the reply's (the request
+ * until respond() hands it to MHD, then MHD's response until stream_gone). */
+struct sl_http_stream {
+    pthread_mutex_t mu;
+    int refs;
+    sl_http *srv;                /* set when queued */
+    struct MHD_Connection *conn; /* set when queued; NULL once gone */
+    sl_buf pending;              /* queued, not yet handed to MHD */
+    size_t max_pending;
+    bool asleep; /* the connection is suspended, waiting for data */
+    bool ended;  /* nothing more will be queued: the reply ends once pending is out */
+    bool gone;   /* MHD is done with the reply */
+    sl_http_stream *prev, *next; /* srv->streams, under srv->mu */
 };
 
 struct sl_http_req {
@@ -63,6 +90,7 @@ struct sl_http_req {
     size_t discarded; /* body bytes thrown away after the limit was crossed */
     sl_buf body;
     sl_http_resp resp;
+    int64_t t0_ns; /* when the request line arrived (for the latency metric) */
 };
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -73,6 +101,9 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe);
 static void mhd_log(void *cls, const char *fmt, va_list ap);
 static int listen_on(const char *host, int port, sl_err *err);
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max);
+static void stream_gone(void *cls);
+static void stream_wake_locked(sl_http_stream *s);
 
 /* ---- server lifecycle ------------------------------------------------------------ */
 
@@ -117,9 +148,11 @@ int sl_http_serve(sl_http *h, sl_err *err)
 {
     unsigned threads = h->opts.threads > 1 ? (unsigned)h->opts.threads : 1;
     unsigned idle = (unsigned)(h->opts.idle_timeout_s > 0 ? h->opts.idle_timeout_s : 60);
-    /* MHD_USE_ITC: needed by MHD_quiesce_daemon in the thread-pool mode. The external
-     * logger goes first so that no message reaches MHD's default stderr logger. */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC: needed by MHD_quiesce_daemon in the thread-pool mode (and to wake a
+     * resumed stream). MHD_ALLOW_SUSPEND_RESUME: streamed replies sleep suspended. The
+     * external logger goes first so that no message reaches MHD's default stderr logger. */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     SL_ASSERT(h->daemon == NULL && h->fd >= 0);
     h->daemon = MHD_start_daemon(
@@ -163,7 +196,13 @@ void sl_http_stop(sl_http *h)
     if (h->daemon == NULL) {
         goto out; /* bound, never served */
     }
+    /* Under mu: a stream queued from here on sees stopping and ends at once. */
+    pthread_mutex_lock(&h->mu);
     atomic_store(&h->stopping, true);
+    for (sl_http_stream *s = h->streams; s != NULL; s = s->next) {
+        sl_http_stream_end(s);
+    }
+    pthread_mutex_unlock(&h->mu);
     /* No new connections from here on; the listen socket is ours to close. */
     MHD_socket lfd = MHD_quiesce_daemon(h->daemon);
     if (lfd != MHD_INVALID_SOCKET) {
@@ -209,6 +248,7 @@ static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *conn)
 
     r->srv = h;
     r->conn = conn;
+    r->t0_ns = sl_mono_ns();
     r->uri = sl_strdup(uri != NULL ? uri : "");
     char *q = strchr(r->uri, '?');
     if (q != NULL) {
@@ -225,6 +265,69 @@ static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *conn)
     return r;
 }
 
+/* The response of a streamed reply: the body so far goes first; the reply's reference
+ * passes to the response (stream_gone drops it), which MHD frees once it is done. */
+static struct MHD_Response *stream_response(sl_http_req *r)
+{
+    sl_http_stream *s = r->resp.stream;
+    sl_http *h = r->srv;
+
+    pthread_mutex_lock(&s->mu);
+    if (r->resp.body.len > 0) {
+        sl_buf rest = s->pending;
+        sl_buf_init(&s->pending);
+        sl_buf_append(&s->pending, r->resp.body.data, r->resp.body.len);
+        if (rest.len > 0) {
+            sl_buf_append(&s->pending, rest.data, rest.len);
+        }
+        sl_buf_fini(&rest);
+    }
+    pthread_mutex_unlock(&s->mu);
+    struct MHD_Response *m =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_gone);
+    if (m == NULL) {
+        return NULL; /* the request still holds the reference: request_done drops it */
+    }
+    r->resp.stream = NULL;
+    pthread_mutex_lock(&h->mu);
+    pthread_mutex_lock(&s->mu);
+    s->srv = h;
+    s->conn = r->conn;
+    if (atomic_load(&h->stopping)) {
+        s->ended = true;
+    }
+    s->next = h->streams;
+    if (h->streams != NULL) {
+        h->streams->prev = s;
+    }
+    h->streams = s;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&h->mu);
+    return m;
+}
+
+/* Request metrics, labelled by route pattern (not the raw path: label values stay few),
+ * method and status. "unmatched": no route took the request (404, 405, OPTIONS). */
+static void count_reply(const sl_http_req *r)
+{
+    static const char *const methods[] = {"GET",    "HEAD",    "POST", "PUT",
+                                          "DELETE", "OPTIONS", "PATCH"};
+    const char *method = "other";
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (r->method != NULL && strcmp(r->method, methods[i]) == 0) {
+            method = methods[i];
+        }
+    }
+    const char *route = r->route != NULL ? r->route->path : "unmatched";
+    char status[16];
+    snprintf(status, sizeof(status), "%d", r->resp.status);
+    SL_METRIC_ADD(SL_M_HTTP_REQUESTS, 1, method, route, status);
+    SL_METRIC_OBSERVE(SL_M_HTTP_SECONDS, (double)(sl_mono_ns() - r->t0_ns) / 1e9, method, route);
+    if (r->resp.status == 429 || r->resp.status == 503 || r->resp.status == 507) {
+        SL_METRIC_ADD(SL_M_HTTP_BACKPRESSURE, 1, route, status);
+    }
+}
+
 /* Queues r->resp. body_unread: the reply goes out before the body was read, so the
  * connection cannot be reused (the rest of the upload would be taken for the next
  * request) and must close. */
@@ -232,12 +335,21 @@ static enum MHD_Result respond(sl_http_req *r, bool body_unread)
 {
     sl_http_resp *resp = &r->resp;
 
+    if (resp->status == 0 && resp->stream != NULL) {
+        resp->status = 200;
+    }
     if (resp->status == 0) {
         sl_http_resp_error(resp, 500, "internal error: the handler for %s %s set no reply",
                            r->method, r->path);
     }
-    struct MHD_Response *m = MHD_create_response_from_buffer(
-        resp->body.len, resp->body.len > 0 ? resp->body.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *m;
+    if (resp->stream != NULL) {
+        m = stream_response(r);
+    } else {
+        m = MHD_create_response_from_buffer(resp->body.len,
+                                            resp->body.len > 0 ? resp->body.data : (void *)"",
+                                            MHD_RESPMEM_MUST_COPY);
+    }
     if (m == NULL) {
         return MHD_NO;
     }
@@ -261,6 +373,7 @@ static enum MHD_Result respond(sl_http_req *r, bool body_unread)
     } else {
         SL_LOG(DEBUG, "http_reply", "method=%s path=%s status=%d", r->method, r->uri, resp->status);
     }
+    count_reply(r);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)resp->status, m);
     MHD_destroy_response(m);
     return ret;
@@ -400,6 +513,7 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sl_buf_fini(&r->body);
     sl_buf_fini(&r->resp.body);
+    sl_http_stream_release(r->resp.stream); /* a stream never handed to MHD */
     free(r->uri);
     free(r);
     pthread_mutex_lock(&h->mu);
@@ -523,6 +637,119 @@ void sl_http_resp_error(sl_http_resp *resp, int status, const char *fmt, ...)
     sl_json_raw(&resp->body, "{\"error\":");
     sl_json_strz(&resp->body, msg);
     sl_json_raw(&resp->body, "}");
+}
+
+/* ---- streamed replies --------------------------------------------------------------- */
+
+sl_http_stream *sl_http_resp_stream(sl_http_resp *resp, size_t max_pending)
+{
+    SL_ASSERT(resp->stream == NULL);
+    sl_http_stream *s = sl_calloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2;
+    s->max_pending = max_pending;
+    sl_buf_init(&s->pending);
+    resp->stream = s;
+    return s;
+}
+
+int sl_http_stream_write(sl_http_stream *s, const void *data, size_t len)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->ended || s->gone) {
+        rc = SL_ECLOSED;
+    } else if (s->pending.len + len > s->max_pending) {
+        s->ended = true;
+        rc = SL_ETOOBIG;
+    } else {
+        sl_buf_append(&s->pending, data, len);
+    }
+    stream_wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void sl_http_stream_end(sl_http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ended = true;
+    stream_wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sl_http_stream_release(sl_http_stream *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left == 0) {
+        sl_buf_fini(&s->pending);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+    }
+}
+
+static void stream_wake_locked(sl_http_stream *s)
+{
+    if (s->asleep) {
+        s->asleep = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+/* MHD's content reader, on the connection's worker thread. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    sl_http_stream *s = cls;
+    ssize_t n;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->pending.len > 0) {
+        size_t k = s->pending.len < max ? s->pending.len : max;
+        memcpy(buf, s->pending.data, k);
+        memmove(s->pending.data, s->pending.data + k, s->pending.len - k);
+        s->pending.len -= k;
+        n = (ssize_t)k;
+    } else if (s->ended) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        /* Nothing to send: sleep until a write or an end wakes the connection. */
+        s->asleep = true;
+        MHD_suspend_connection(s->conn);
+        n = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* MHD frees the response: the connection is done with the stream. */
+static void stream_gone(void *cls)
+{
+    sl_http_stream *s = cls;
+    sl_http *h = s->srv;
+
+    pthread_mutex_lock(&h->mu);
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        h->streams = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&s->mu);
+    s->gone = true;
+    s->ended = true;
+    s->asleep = false;
+    s->conn = NULL;
+    pthread_mutex_unlock(&s->mu);
+    sl_http_stream_release(s);
 }
 
 /* ---- parsing helpers --------------------------------------------------------------- */

@@ -23,6 +23,9 @@ typedef struct sl_http_req sl_http_req;
 
 #define SL_HTTP_MAX_HEADERS 8
 
+/* A streamed reply (see sl_http_resp_stream). */
+typedef struct sl_http_stream sl_http_stream;
+
 /* A reply being built by a handler. status 0 means "not set yet". body is sent as
  * it is with content_type (NULL: application/json). Owned by the request. */
 typedef struct sl_http_resp {
@@ -34,6 +37,7 @@ typedef struct sl_http_resp {
         char name[32];
         char value[224];
     } headers[SL_HTTP_MAX_HEADERS];
+    sl_http_stream *stream; /* set by sl_http_resp_stream: body is its first bytes */
 } sl_http_resp;
 
 /* A handler reads req and fills resp. state is the pointer given to sl_http_start. */
@@ -104,6 +108,31 @@ void sl_http_resp_header(sl_http_resp *resp, const char *name, const char *value
 /* Sets status and a JSON body {"error":"<message>"} (the message is escaped). */
 void sl_http_resp_error(sl_http_resp *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- streamed replies (Server-Sent Events) --------------------------------------- */
+
+/* Makes resp a reply whose body is written over time, chunked, until one side ends it:
+ * resp->body (if any) goes first, then whatever sl_http_stream_write queues, from any
+ * thread. While nothing is queued the connection is taken off libmicrohttpd's event
+ * loop (it holds no worker thread). At most max_pending bytes may wait for a client
+ * that does not read; past that the stream ends. The status defaults to 200.
+ * Returns the stream with a reference for the caller, who must drop it with
+ * sl_http_stream_release (the reply holds its own until the connection is done). A
+ * stream that is never queued (HEAD, server stopping) just ends. sl_http_stop ends
+ * every stream first, so they do not hold up its drain. */
+sl_http_stream *sl_http_resp_stream(sl_http_resp *resp, size_t max_pending);
+
+/* Queues data[0..len). Thread-safe, never blocks. Returns 0, SL_ECLOSED once the
+ * reply is over (the client went away, the server is stopping, the stream was
+ * ended), or SL_ETOOBIG when more than max_pending bytes would wait (the stream is
+ * then ended). A client that went away is noticed on the first write after it left. */
+int sl_http_stream_write(sl_http_stream *s, const void *data, size_t len);
+
+/* Ends the reply once what is queued has been sent. Thread-safe. */
+void sl_http_stream_end(sl_http_stream *s);
+
+/* Drops the caller's reference; NULL is a no-op. */
+void sl_http_stream_release(sl_http_stream *s);
 
 /* ---- parsing helpers (pure functions, exported for the handlers and tests) ------- */
 

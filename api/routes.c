@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "dashboard.h"
 
 /* clang-format off */
 const sl_route sl_api_routes[] = {
@@ -15,6 +16,22 @@ const sl_route sl_api_routes[] = {
     {"POST",    "/v1/query",        sl_api_query_check,       sl_api_query_post},
     {"GET",     "/v1/datasources",  NULL,                     sl_api_datasources_get},
     {"GET",     "/healthz",         NULL,                     sl_api_healthz_get},
+    {"GET",     "/metrics",         NULL,                     sl_api_metrics_get},
+    {"GET",     "/v1/alerts",       NULL,                     sl_api_alerts_get},
+    {"GET",     "/v1/alerts/history", NULL,                   sl_api_alerts_history_get},
+    {"POST",    "/v1/sql",          sl_api_sql_check,         sl_api_sql_post},
+    {"POST",    "/druid/v2/sql",    sl_api_sql_check,         sl_api_sql_post},
+    {"POST",    "/druid/v2/sql/",   sl_api_sql_check,         sl_api_sql_post},
+    {"POST",    "/druid/v2",        sl_api_query_check,       sl_api_query_post},
+    {"POST",    "/druid/v2/",       sl_api_query_check,       sl_api_query_post},
+    {"GET",     "/druid/v2/datasources", NULL,                sl_api_druid_datasources_get},
+    {"GET",     "/druid/v2/datasources/*", NULL,              sl_api_druid_datasource_get},
+    {"GET",     "/status",          NULL,                     sl_api_status_get},
+    {"GET",     "/status/health",   NULL,                     sl_api_status_health_get},
+    {"GET",     "/v1/live",         NULL,                     sl_api_live_get},
+    {"GET",     "/",                NULL,                     sl_api_static_get},
+    {"GET",     "/index.html",      NULL,                     sl_api_static_get},
+    {"GET",     "/ui/*",            NULL,                     sl_api_static_get},
     {NULL,      NULL,               NULL,                     NULL},
 };
 /* clang-format on */

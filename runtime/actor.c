@@ -3,6 +3,7 @@
 #include "actor.h"
 
 #include "log.h"
+#include "metrics.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -30,8 +31,27 @@ static void on_ping(void *state, sl_sock *from, const void *data, size_t len)
     sl_sock_send(from, c->out.data, c->out.len, true, NULL);
 }
 
+/* The process's metrics as Prometheus text, every sample labelled with this instance
+ * (the gateway merges all instances into /metrics). */
+static void on_metrics(void *state, sl_sock *from, const void *data, size_t len)
+{
+    control *c = state;
+    char inst[16];
+    snprintf(inst, sizeof(inst), "%d", c->actor->instance);
+    const char *labels[] = {"actor", sl_actor_names[c->actor->kind], "actor_instance", inst, NULL};
+    sl_buf text;
+    sl_buf_init(&text);
+    sl_metrics_process_update(sl_metrics_default());
+    sl_metrics_render(sl_metrics_default(), labels, &text);
+    sl_buf_reset(&c->out);
+    sl_metrics_rep_encode(&c->out, (sl_str){text.data != NULL ? text.data : "", text.len});
+    sl_sock_send(from, c->out.data, c->out.len, true, NULL);
+    sl_buf_fini(&text);
+}
+
 static const sl_handler control_handlers[SL_MSG_TYPE_COUNT] = {
     [SL_MSG_PING] = on_ping,
+    [SL_MSG_METRICS] = on_metrics,
 };
 
 static void usage(FILE *f, const char *name)
@@ -39,8 +59,9 @@ static void usage(FILE *f, const char *name)
     fprintf(f,
             "usage: sluice-%s --config FILE [--data-dir DIR] [--instance N] [--http HOST:PORT]\n"
             "       sluice-%s --help-config   (print every setting as Markdown)\n"
+            "       sluice-%s --help-metrics  (print every metric as Markdown)\n"
             "Normally started by ./sluice (the supervisor), not by hand.\n",
-            name, name);
+            name, name, name);
 }
 
 const char *sl_actor_addr(const sl_actor *a, sl_addr_kind role, int i, char *buf, size_t size)
@@ -59,7 +80,7 @@ int sl_actor_main(int argc, char **argv, sl_actor_kind kind, sl_actor_run_fn run
         {"config", required_argument, NULL, 'c'},   {"data-dir", required_argument, NULL, 'd'},
         {"instance", required_argument, NULL, 'i'}, {"http", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},           {"help-config", no_argument, NULL, 'C'},
-        {NULL, 0, NULL, 0},
+        {"help-metrics", no_argument, NULL, 'M'},   {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "c:d:i:H:h", opts, NULL)) != -1) {
@@ -81,6 +102,9 @@ int sl_actor_main(int argc, char **argv, sl_actor_kind kind, sl_actor_run_fn run
             return 0;
         case 'C':
             sl_config_print_docs(stdout);
+            return 0;
+        case 'M':
+            sl_metrics_print_docs(stdout);
             return 0;
         default:
             usage(stderr, name);

@@ -70,6 +70,8 @@ static const setting settings[] = {
      "The LMDB map grows up to this many MiB; beyond it writes fail (disk full)."},
     {"storer.commit_max_msgs", SET_INT, "256", 1, 100000, OFF(commit_max_msgs), 0,
      "Deltas applied per LMDB transaction at most."},
+    {"alerter.rules", SET_STR, "alerts", 0, 0, OFF(alerter_rules), 0,
+     "Directory of alert rule files (*.json, see docs/alerts.md), relative to the config file."},
 #define ADDR_SETTING(e, name, def)                                                                 \
     {"addresses." name, SET_STR, def, 0, 0, OFF(addr) + SL_ADDR_##e * sizeof(char *), 0,          \
      "Address template of the " name " socket ({data} = data dir, {i} = instance)."},
@@ -654,11 +656,153 @@ static int parse_metric(spec_ctx *c, sl_spec *s, yajl_val m, size_t idx)
     return 0;
 }
 
+/* librdkafka properties that Sluice sets itself: the exactly-once path depends on them. */
+static const char *kafka_reserved(const char *key, const char *value)
+{
+    static const struct {
+        const char *key, *why;
+    } r[] = {
+        {"bootstrap.servers", "set \"bootstrap_servers\" instead"},
+        {"metadata.broker.list", "set \"bootstrap_servers\" instead"},
+        {"group.id", "set \"group_id\" instead"},
+        {"auto.offset.reset", "set \"start\" (earliest or latest) instead"},
+        {"enable.auto.offset.store",
+         "Sluice stores each offset itself, once the partition log has the message"},
+        {"enable.auto.commit", "Sluice commits the offsets it stored; it must stay on"},
+        {"enable.partition.eof", "Sluice uses end-of-partition events to measure the lag"},
+        {"group.instance.id", "every ingest process would share it (static members fence "
+                              "each other)"},
+    };
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+        if (strcmp(key, r[i].key) == 0) {
+            return r[i].why;
+        }
+    }
+    if (strcmp(key, "partition.assignment.strategy") == 0 && strstr(value, "cooperative")) {
+        return "only the eager assignors (range, roundrobin) are supported";
+    }
+    return NULL;
+}
+
+static int parse_kafka(spec_ctx *c, yajl_val v, sl_spec *s)
+{
+    static const char *const keys[] = {"enabled", "bootstrap_servers", "topics", "topic",
+                                       "group_id", "start", "properties", NULL};
+    int rc = only_keys(c, v, "kafka", keys);
+    if (rc != 0) {
+        return rc;
+    }
+    sl_kafka_spec *k = s->kafka = sl_calloc(1, sizeof(*k));
+    yajl_val f;
+    k->enabled = 1;
+    if ((f = get(v, "enabled")) != NULL) {
+        if (!YAJL_IS_TRUE(f) && !YAJL_IS_FALSE(f)) {
+            return spec_fail(c, "kafka.enabled", "must be true or false, not %s", type_name(f));
+        }
+        k->enabled = YAJL_IS_TRUE(f);
+    }
+    if ((f = get(v, "bootstrap_servers")) != NULL &&
+        (rc = want_string(c, f, "kafka.bootstrap_servers", &k->bootstrap_servers)) != 0) {
+        return rc;
+    }
+    yajl_val topic = get(v, "topic"), topics = get(v, "topics");
+    if (topic != NULL && topics != NULL) {
+        return spec_fail(c, "kafka.topic", "%s", "give \"topic\" or \"topics\", not both");
+    }
+    if (topic != NULL) {
+        k->topics = sl_calloc(1, sizeof(char *));
+        k->ntopics = 1;
+        if ((rc = want_string(c, topic, "kafka.topic", &k->topics[0])) != 0) {
+            return rc;
+        }
+    } else if (topics != NULL) {
+        if (!YAJL_IS_ARRAY(topics) || topics->u.array.len == 0) {
+            return spec_fail(c, "kafka.topics", "must be a non-empty array of topic names, not %s",
+                             YAJL_IS_ARRAY(topics) ? "an empty array" : type_name(topics));
+        }
+        k->topics = sl_calloc(topics->u.array.len, sizeof(char *));
+        for (size_t i = 0; i < topics->u.array.len; i++) {
+            if ((rc = want_string(c, topics->u.array.values[i], "kafka.topics",
+                                  &k->topics[k->ntopics])) != 0) {
+                return rc;
+            }
+            k->ntopics++;
+        }
+    }
+    for (int i = 0; i < k->ntopics; i++) {
+        const char *t = k->topics[i];
+        size_t n = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+        if (t[n] != '\0' || n > 249) {
+            return spec_fail(c, "kafka.topics",
+                             "\"%s\" is not a Kafka topic name (letters, digits, . _ -; at most "
+                             "249)",
+                             t);
+        }
+    }
+    if ((f = get(v, "group_id")) != NULL &&
+        (rc = want_string(c, f, "kafka.group_id", &k->group_id)) != 0) {
+        return rc;
+    }
+    if (k->group_id == NULL) {
+        size_t n = strlen(s->name) + 8;
+        k->group_id = sl_malloc(n);
+        snprintf(k->group_id, n, "sluice-%s", s->name);
+    }
+    if ((f = get(v, "start")) != NULL) {
+        const char *str = YAJL_IS_STRING(f) ? YAJL_GET_STRING(f) : "";
+        if (strcmp(str, "earliest") != 0 && strcmp(str, "latest") != 0) {
+            return spec_fail(c, "kafka.start", "%s",
+                             "must be \"earliest\" or \"latest\" (where a group without a "
+                             "committed offset starts)");
+        }
+        k->start_latest = strcmp(str, "latest") == 0;
+    }
+    if ((f = get(v, "properties")) != NULL) {
+        if (!YAJL_IS_OBJECT(f)) {
+            return spec_fail(c, "kafka.properties", "must be an object, not %s", type_name(f));
+        }
+        size_t n = f->u.object.len;
+        k->prop_keys = sl_calloc(n + 1, sizeof(char *));
+        k->prop_values = sl_calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+            const char *key = f->u.object.keys[i];
+            yajl_val pv = f->u.object.values[i];
+            char full[200];
+            const char *val = NULL;
+            snprintf(full, sizeof(full), "kafka.properties.%s", key);
+            if (YAJL_IS_STRING(pv)) {
+                val = YAJL_GET_STRING(pv);
+            } else if (YAJL_IS_NUMBER(pv)) {
+                val = YAJL_GET_NUMBER(pv); /* the number as written */
+            } else if (YAJL_IS_TRUE(pv) || YAJL_IS_FALSE(pv)) {
+                val = YAJL_IS_TRUE(pv) ? "true" : "false";
+            } else {
+                return spec_fail(c, full, "must be a string, number or boolean, not %s",
+                                 type_name(pv));
+            }
+            const char *why = kafka_reserved(key, val);
+            if (why != NULL) {
+                return spec_fail(c, full, "%s", why);
+            }
+            k->prop_keys[k->nprops] = sl_strdup(key);
+            k->prop_values[k->nprops] = sl_strdup(val);
+            k->nprops++;
+        }
+    }
+    if (k->enabled && k->bootstrap_servers == NULL) {
+        return spec_fail(c, "kafka.bootstrap_servers", "%s", "is required when kafka is enabled");
+    }
+    if (k->enabled && k->ntopics == 0) {
+        return spec_fail(c, "kafka.topics", "%s", "is required when kafka is enabled");
+    }
+    return 0;
+}
+
 static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
 {
     static const char *const top[] = {"name",       "timestamp",  "dimensions",
                                       "metrics",    "granularity", "partitions",
-                                      "rejection",  "max_string_length", NULL};
+                                      "rejection",  "max_string_length", "kafka", NULL};
     static const char *const ts_keys[] = {"column", "format", "name", NULL};
     static const char *const gran_keys[] = {"segment", "query", NULL};
     static const char *const part_keys[] = {"count", "key", NULL};
@@ -795,6 +939,9 @@ static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
         }
         s->max_string_len = (size_t)YAJL_GET_INTEGER(v);
     }
+    if ((v = get(root, "kafka")) != NULL && (rc = parse_kafka(c, v, s)) != 0) {
+        return rc;
+    }
     return 0;
 }
 
@@ -853,6 +1000,21 @@ void sl_spec_free(sl_spec *s)
         free(s->fields[i]);
     }
     free(s->partition_key);
+    if (s->kafka != NULL) {
+        free(s->kafka->bootstrap_servers);
+        for (int i = 0; i < s->kafka->ntopics; i++) {
+            free(s->kafka->topics[i]);
+        }
+        free(s->kafka->topics);
+        free(s->kafka->group_id);
+        for (int i = 0; i < s->kafka->nprops; i++) {
+            free(s->kafka->prop_keys[i]);
+            free(s->kafka->prop_values[i]);
+        }
+        free(s->kafka->prop_keys);
+        free(s->kafka->prop_values);
+        free(s->kafka);
+    }
     free(s);
 }
 

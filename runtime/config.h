@@ -34,6 +34,20 @@ typedef struct sl_metric_spec {
     int field_index; /* index into sl_spec.fields, -1 for count */
 } sl_metric_spec;
 
+/* A datasource's Kafka source: the "kafka" object of its spec (docs/kafka.md). The
+ * ingest actor consumes the topics in consumer group group_id when enabled. */
+typedef struct sl_kafka_spec {
+    int enabled;             /* "enabled": false keeps the settings but consumes nothing */
+    char *bootstrap_servers; /* "host:port,host:port" */
+    int ntopics;
+    char **topics;           /* "topics": [..] or "topic": ".." */
+    char *group_id;          /* default "sluice-<datasource>" */
+    int start_latest;        /* "start": "earliest" (default, 0) or "latest" (1) */
+    int nprops;              /* "properties": librdkafka settings, passed through */
+    char **prop_keys;
+    char **prop_values;      /* as text (numbers and booleans converted) */
+} sl_kafka_spec;
+
 /* A datasource spec. Stored metrics exclude `count`: every row keeps its event count
  * separately, and value metric i is stored as a double at index i of the row's values. */
 typedef struct sl_spec {
@@ -56,6 +70,7 @@ typedef struct sl_spec {
     int64_t late_reject_ms;  /* 0: accept any age */
     int64_t early_reject_ms; /* 0: accept any future time */
     size_t max_string_len;
+    sl_kafka_spec *kafka; /* NULL: the spec has no "kafka" object */
 } sl_spec;
 
 /* The actors, in pipeline order (also the order `down` stops them). */
@@ -65,7 +80,8 @@ typedef struct sl_spec {
     X(PARTITIONER, "partitioner")                                                                  \
     X(WINDOWER, "windower")                                                                        \
     X(STORER, "storer")                                                                            \
-    X(QUERY, "query")
+    X(QUERY, "query")                                                                              \
+    X(ALERTER, "alerter")
 
 typedef enum sl_actor_kind {
 #define SL_ACTOR_ENUM(e, name) SL_ACTOR_##e,
@@ -83,7 +99,8 @@ extern const char *const sl_actor_names[SL_ACTOR_COUNT];
     X(STORER, "storer", "ipc://{data}/sock/storer.ipc")                                            \
     X(QUERY, "query", "ipc://{data}/sock/query.ipc")                                               \
     X(NOTIFY, "notify", "ipc://{data}/sock/notify.ipc")                                            \
-    X(CONTROL, "control", "ipc://{data}/sock/ctl.{actor}.{i}.ipc")
+    X(CONTROL, "control", "ipc://{data}/sock/ctl.{actor}.{i}.ipc")                                 \
+    X(ALERTER, "alerter", "ipc://{data}/sock/alerter.ipc")
 
 typedef enum sl_addr_kind {
 #define SL_ADDR_ENUM(e, name, def) SL_ADDR_##e,
@@ -118,6 +135,8 @@ typedef struct sl_config {
     int64_t map_size_mb;
     int64_t max_map_size_mb;
     int64_t commit_max_msgs;
+    /* alerter */
+    char *alerter_rules; /* directory of alert rule files, relative to the config file */
 
     int ndatasources;
     sl_spec *datasources[64];

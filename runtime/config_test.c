@@ -38,6 +38,10 @@ static void test_shipped_configs_load(void **state)
     assert_int_equal(s->metrics[1].kind, SL_METRIC_MIN);
     assert_int_equal(s->early_reject_ms, 86400000);
     assert_int_equal(s->late_reject_ms, 0);
+    /* the seed's topic ships disabled, so that ./sluice run needs no broker */
+    assert_non_null(s->kafka);
+    assert_false(s->kafka->enabled);
+    assert_string_equal(s->kafka->topics[0], "user-events");
     char addr[256];
     assert_int_equal(sl_config_addr(cfg, SL_ADDR_STORER, NULL, 0, addr, sizeof(addr)), 0);
     assert_string_equal(addr, "ipc:///tmp/sl-data/sock/storer.ipc");
@@ -107,6 +111,63 @@ static void test_bad_specs_rejected(void **state)
     expect_spec_error("{\"name\":", "invalid JSON");
 }
 
+/* The "kafka" object: defaults, properties as text, and each kind of mistake. */
+static void test_kafka_spec(void **state)
+{
+    const char *ok = "{\"name\":\"ev\",\"dimensions\":[],\"kafka\":{\"bootstrap_servers\":"
+                     "\"127.0.0.1:9092\",\"topic\":\"user-events\",\"properties\":{"
+                     "\"session.timeout.ms\":6000,\"check.crcs\":true,\"client.rack\":\"r1\"}}}";
+    sl_spec *s = NULL;
+    sl_err err = {0};
+    if (sl_spec_parse(ok, strlen(ok), "t.json", &s, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_non_null(s->kafka);
+    assert_true(s->kafka->enabled);
+    assert_int_equal(s->kafka->ntopics, 1);
+    assert_string_equal(s->kafka->topics[0], "user-events");
+    assert_string_equal(s->kafka->group_id, "sluice-ev");
+    assert_false(s->kafka->start_latest);
+    assert_int_equal(s->kafka->nprops, 3);
+    assert_string_equal(s->kafka->prop_keys[0], "session.timeout.ms");
+    assert_string_equal(s->kafka->prop_values[0], "6000");
+    assert_string_equal(s->kafka->prop_values[1], "true");
+    assert_string_equal(s->kafka->prop_values[2], "r1");
+    sl_spec_free(s);
+    /* disabled: nothing required */
+    const char *off = "{\"name\":\"ev\",\"dimensions\":[],\"kafka\":{\"enabled\":false,"
+                      "\"topics\":[\"a\",\"b\"],\"start\":\"latest\",\"group_id\":\"g\"}}";
+    if (sl_spec_parse(off, strlen(off), "t.json", &s, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_false(s->kafka->enabled);
+    assert_int_equal(s->kafka->ntopics, 2);
+    assert_true(s->kafka->start_latest);
+    assert_string_equal(s->kafka->group_id, "g");
+    sl_spec_free(s);
+
+#define K(body) "{\"name\":\"x\",\"dimensions\":[],\"kafka\":{" body "}}"
+#define BT "\"bootstrap_servers\":\"h:1\",\"topic\":\"t\""
+    expect_spec_error(K("\"topic\":\"t\""), "kafka.bootstrap_servers");
+    expect_spec_error(K("\"bootstrap_servers\":\"h:1\""), "kafka.topics");
+    expect_spec_error(K(BT ",\"topics\":[\"u\"]"), "not both");
+    expect_spec_error(K("\"bootstrap_servers\":\"h:1\",\"topics\":[]"), "kafka.topics");
+    expect_spec_error(K("\"bootstrap_servers\":\"h:1\",\"topic\":\"a b\""), "not a Kafka topic");
+    expect_spec_error(K(BT ",\"enabled\":\"yes\""), "kafka.enabled");
+    expect_spec_error(K(BT ",\"start\":\"beginning\""), "kafka.start");
+    expect_spec_error(K(BT ",\"brokers\":\"h:1\""), "kafka.brokers");
+    expect_spec_error(K(BT ",\"properties\":[]"), "kafka.properties");
+    expect_spec_error(K(BT ",\"properties\":{\"a.b\":[1]}"), "kafka.properties.a.b");
+    expect_spec_error(K(BT ",\"properties\":{\"enable.auto.offset.store\":true}"),
+                      "stores each offset itself");
+    expect_spec_error(K(BT ",\"properties\":{\"group.id\":\"g\"}"), "group_id");
+    expect_spec_error(
+        K(BT ",\"properties\":{\"partition.assignment.strategy\":\"cooperative-sticky\"}"),
+        "eager");
+#undef BT
+#undef K
+}
+
 static void test_bad_config_rejected(void **state)
 {
     char path[] = "/tmp/sl-config-XXXXXX";
@@ -139,6 +200,7 @@ static void test_bad_config_rejected(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_shipped_configs_load),
     cmocka_unit_test(test_bad_specs_rejected),
+    cmocka_unit_test(test_kafka_spec),
     cmocka_unit_test(test_bad_config_rejected),
 };
 

@@ -526,13 +526,16 @@ void sl_delta_encode(sl_buf *out, const sl_delta *m)
 {
     msgpack_packer pk;
     packer_init(&pk, out);
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, m->oldest_appended_ms > 0 ? 7 : 6);
     msgpack_pack_uint8(&pk, SL_MSG_DELTA);
     pack_str(&pk, m->ds);
     msgpack_pack_int(&pk, m->partition);
     msgpack_pack_int64(&pk, m->offset_lo);
     msgpack_pack_int64(&pk, m->offset_hi);
     pack_bin(&pk, m->rows);
+    if (m->oldest_appended_ms > 0) {
+        msgpack_pack_int64(&pk, m->oldest_appended_ms);
+    }
 }
 
 int sl_delta_decode(const void *data, size_t len, sl_delta *m, sl_err *err)
@@ -551,6 +554,10 @@ int sl_delta_decode(const void *data, size_t len, sl_delta *m, sl_err *err)
          "delta: bad offset_hi");
     WANT(d.items[4].type == MSGPACK_OBJECT_BIN && get_str(&d.items[4], &m->rows) == 0,
          "delta: bad rows");
+    m->oldest_appended_ms = 0;
+    WANT(d.n < 6 ||
+             (get_int(&d.items[5], &m->oldest_appended_ms) == 0 && m->oldest_appended_ms >= 0),
+         "delta: bad oldest_appended_ms");
     m->partition = (int)part;
 out:
     decoded_fini(&d);
@@ -678,9 +685,10 @@ out:
 void sl_log_record_encode(sl_buf *out, int type, const sl_log_record *m)
 {
     bool rec = type == SL_MSG_LOG_RECORD;
+    bool src = m->source.topic.p != NULL;
     msgpack_packer pk;
     packer_init(&pk, out);
-    msgpack_pack_array(&pk, rec ? 5 : 4);
+    msgpack_pack_array(&pk, (rec ? 5 : 4) + (src ? 1 : 0));
     msgpack_pack_uint8(&pk, (uint8_t)type);
     pack_str(&pk, m->ds);
     pack_str(&pk, m->key);
@@ -696,6 +704,13 @@ void sl_log_record_encode(sl_buf *out, int type, const sl_log_record *m)
         }
         msgpack_pack_int64(&pk, m->parts[i].count);
         pack_bin(&pk, m->parts[i].events);
+    }
+    if (src) {
+        msgpack_pack_array(&pk, 4);
+        pack_str(&pk, m->source.topic);
+        msgpack_pack_int32(&pk, m->source.partition);
+        msgpack_pack_int64(&pk, m->source.first_offset);
+        msgpack_pack_int64(&pk, m->source.last_offset);
     }
 }
 
@@ -737,6 +752,25 @@ int sl_log_record_decode(const void *data, size_t len, int type, sl_log_record *
              "append: bad events");
         m->parts[i].partition = (int)part;
     }
+    if (d.n > (rec ? 4u : 3u)) {
+        /* the optional source: [topic, partition, first_offset, last_offset] */
+        const msgpack_object *s = &it[3];
+        int64_t sp;
+        WANT(d.n == (rec ? 5u : 4u), "append: too many fields");
+        WANT(s->type == MSGPACK_OBJECT_ARRAY && s->via.array.size == 4,
+             "append: source is not [topic, partition, first, last]");
+        s = s->via.array.ptr;
+        WANT(get_str(&s[0], &m->source.topic) == 0 && m->source.topic.p != NULL &&
+                 m->source.topic.len > 0,
+             "append: bad source topic");
+        WANT(get_int(&s[1], &sp) == 0 && sp >= 0 && sp <= INT32_MAX, "append: bad source partition");
+        WANT(get_int(&s[2], &m->source.first_offset) == 0 && m->source.first_offset >= 0,
+             "append: bad source first offset");
+        WANT(get_int(&s[3], &m->source.last_offset) == 0 &&
+                 m->source.last_offset >= m->source.first_offset,
+             "append: bad source last offset");
+        m->source.partition = (int32_t)sp;
+    }
 out:
     decoded_fini(&d);
     if (rc != 0) {
@@ -756,7 +790,8 @@ void sl_append_rep_encode(sl_buf *out, const sl_append_rep *m)
 {
     msgpack_packer pk;
     packer_init(&pk, out);
-    msgpack_pack_array(&pk, 4);
+    bool hw = m->status == SL_APPEND_OVERLAP;
+    msgpack_pack_array(&pk, hw ? 5 : 4);
     msgpack_pack_uint8(&pk, SL_MSG_APPEND_REP);
     msgpack_pack_int(&pk, m->status);
     if (m->duplicate) {
@@ -765,6 +800,9 @@ void sl_append_rep_encode(sl_buf *out, const sl_append_rep *m)
         msgpack_pack_false(&pk);
     }
     pack_str(&pk, m->error);
+    if (hw) {
+        msgpack_pack_int64(&pk, m->source_hw);
+    }
 }
 
 int sl_append_rep_decode(const void *data, size_t len, sl_append_rep *m, sl_err *err)
@@ -780,6 +818,72 @@ int sl_append_rep_decode(const void *data, size_t len, sl_append_rep *m, sl_err 
     WANT(get_str(&d.items[2], &m->error) == 0, "append reply: bad error");
     m->status = (int)status;
     m->duplicate = d.items[1].via.boolean;
+    m->source_hw = -1;
+    if (d.n > 3) {
+        WANT(get_int(&d.items[3], &m->source_hw) == 0 && m->source_hw >= 0,
+             "append reply: bad source high water");
+    }
+    WANT(m->status != SL_APPEND_OVERLAP || m->source_hw >= 0,
+         "append reply: overlap without a high water");
+out:
+    decoded_fini(&d);
+    return rc;
+}
+
+void sl_metrics_req_encode(sl_buf *out)
+{
+    msgpack_packer pk;
+    packer_init(&pk, out);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint8(&pk, SL_MSG_METRICS);
+}
+
+void sl_metrics_rep_encode(sl_buf *out, sl_str text)
+{
+    msgpack_packer pk;
+    packer_init(&pk, out);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, SL_MSG_METRICS_REP);
+    pack_bin(&pk, text);
+}
+
+int sl_metrics_rep_decode(const void *data, size_t len, sl_str *text, sl_err *err)
+{
+    decoded d;
+    int rc = decode_top(data, len, SL_MSG_METRICS_REP, 1, &d, err);
+    if (rc != 0) {
+        return rc;
+    }
+    WANT(d.items[0].type == MSGPACK_OBJECT_BIN && get_str(&d.items[0], text) == 0,
+         "metrics reply: text is not a binary");
+out:
+    decoded_fini(&d);
+    return rc;
+}
+
+void sl_alerts_req_encode(sl_buf *out, const sl_alerts_req *m)
+{
+    msgpack_packer pk;
+    packer_init(&pk, out);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint8(&pk, SL_MSG_ALERTS_REQ);
+    msgpack_pack_int(&pk, m->what);
+    pack_str(&pk, m->query.p != NULL ? m->query : (sl_str){"", 0});
+}
+
+int sl_alerts_req_decode(const void *data, size_t len, sl_alerts_req *m, sl_err *err)
+{
+    decoded d;
+    int64_t what;
+    int rc = decode_top(data, len, SL_MSG_ALERTS_REQ, 2, &d, err);
+    if (rc != 0) {
+        return rc;
+    }
+    WANT(get_int(&d.items[0], &what) == 0 && (what == SL_ALERTS_RULES || what == SL_ALERTS_HISTORY),
+         "alerts request: bad what (expected 0 for rules or 1 for history)");
+    WANT(d.items[1].type == MSGPACK_OBJECT_STR && get_str(&d.items[1], &m->query) == 0,
+         "alerts request: query is not a string");
+    m->what = (int)what;
 out:
     decoded_fini(&d);
     return rc;

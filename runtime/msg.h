@@ -16,10 +16,17 @@
  *   QUERY_REP   query -> gateway              [7, http_status, body:bin]
  *   PING / PONG control (req/rep)             [8] / [9, actor, instance, pid, started_ms]
  *   NOTIFY      storer pub                    [10, ds, min_time_ms, max_time_ms]
- *   APPEND_REQ  ingest -> partitioner (req)   [11, ds, key|nil, [[partition, count, events:bin]..]]
- *   APPEND_REP  partitioner -> ingest         [12, status, duplicate, error|nil]
+ *   APPEND_REQ  ingest -> partitioner (req)   [11, ds, key|nil, [[partition, count, events:bin]..], source?]
+ *   APPEND_REP  partitioner -> ingest         [12, status, duplicate, error|nil, source_high_water?]
  *   LOG_RECORD  one record of the partition log
- *               [13, ds, key|nil, appended_ms, [[partition, first_offset, count, events:bin]..]]
+ *               [13, ds, key|nil, appended_ms, [[partition, first_offset, count, events:bin]..], source?]
+ *   source (optional, Kafka): [topic, kafka_partition, first_offset, last_offset], the
+ *   contiguous run of messages of one Kafka partition the record was made from; decoders
+ *   accept records with or without it (see sl_log_source).
+ *   METRICS     gateway -> any control socket [14] / METRICS_REP [15, text:bin] (Prometheus text)
+ *   ALERTS_REQ  gateway -> alerter (req/rep)  [16, what, query:str] -> QUERY_REP
+ *   DELTA may carry a 7th element, oldest_appended_ms (the appended_ms of its oldest
+ *   log record): decoders accept 6 or 7 items.
  *
  * events:bin is a msgpack stream of events, each [ts_ms, [dim: str|nil ..], [field: f64|nil ..]]
  * with the spec's dims and fields in spec order. rows:bin is a msgpack stream of rows,
@@ -49,6 +56,9 @@ enum sl_msg_type {
     SL_MSG_APPEND_REQ = 11,
     SL_MSG_APPEND_REP = 12,
     SL_MSG_LOG_RECORD = 13,
+    SL_MSG_METRICS = 14,
+    SL_MSG_METRICS_REP = 15,
+    SL_MSG_ALERTS_REQ = 16,
     SL_MSG_TYPE_COUNT
 };
 
@@ -169,18 +179,37 @@ typedef struct sl_log_part {
     sl_str events;
 } sl_log_part;
 
+/* Where a record's events came from, for exactly-once from an outside log (Kafka): the
+ * messages first_offset..last_offset (inclusive; offsets may have gaps) of one
+ * partition of topic. topic.p == NULL: no source (HTTP ingest). The partitioner keeps
+ * the highest last_offset in the log per (datasource, topic, partition). */
+typedef struct sl_log_source {
+    sl_str topic;
+    int32_t partition;
+    int64_t first_offset;
+    int64_t last_offset;
+} sl_log_source;
+
 typedef struct sl_log_record {
     sl_str ds;
     sl_str key; /* idempotency key; p == NULL when none */
     int64_t appended_ms;
     int nparts;
     sl_log_part *parts; /* decoded: owned, freed by sl_log_record_fini */
+    sl_log_source source; /* optional */
 } sl_log_record;
 
+/* APPEND_REP status (besides 0 and SL_E* codes) for a request with a source that
+ * overlaps what the log holds (first_offset <= high water < last_offset): nothing was
+ * written; source_hw says up to which offset the log has the source, and the sender
+ * sends the messages after it again. */
+#define SL_APPEND_OVERLAP 1
+
 typedef struct sl_append_rep {
-    int status; /* 0 or an SL_E* code */
+    int status; /* 0, SL_APPEND_OVERLAP or an SL_E* code */
     bool duplicate;
     sl_str error;
+    int64_t source_hw; /* with SL_APPEND_OVERLAP (sent then only), else -1 */
 } sl_append_rep;
 
 typedef struct sl_part_batch {
@@ -197,6 +226,7 @@ typedef struct sl_delta {
     int64_t offset_lo; /* first offset covered */
     int64_t offset_hi; /* one past the last offset covered */
     sl_str rows;
+    int64_t oldest_appended_ms; /* optional (0: not sent): for the freshness metric */
 } sl_delta;
 
 enum sl_query_kind { SL_QUERY_NATIVE = 0, SL_QUERY_DATASOURCES = 1, SL_QUERY_SQL = 2 };
@@ -255,5 +285,23 @@ int sl_notify_decode(const void *data, size_t len, sl_notify *m, sl_err *err);
 int sl_log_record_decode(const void *data, size_t len, int type, sl_log_record *m, sl_err *err);
 void sl_log_record_fini(sl_log_record *m);
 int sl_append_rep_decode(const void *data, size_t len, sl_append_rep *m, sl_err *err);
+
+/* METRICS asks an actor for its metrics; METRICS_REP carries them as Prometheus text
+ * (text is a view into data). */
+void sl_metrics_req_encode(sl_buf *out);
+void sl_metrics_rep_encode(sl_buf *out, sl_str text);
+int sl_metrics_rep_decode(const void *data, size_t len, sl_str *text, sl_err *err);
+
+/* ALERTS_REQ asks the alerter for its rules (what 0) or its history (what 1); query is
+ * the HTTP query string (filters). The answer is a QUERY_REP (HTTP status, JSON body). */
+enum { SL_ALERTS_RULES = 0, SL_ALERTS_HISTORY = 1 };
+
+typedef struct sl_alerts_req {
+    int what;
+    sl_str query;
+} sl_alerts_req;
+
+void sl_alerts_req_encode(sl_buf *out, const sl_alerts_req *m);
+int sl_alerts_req_decode(const void *data, size_t len, sl_alerts_req *m, sl_err *err);
 
 #endif

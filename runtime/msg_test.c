@@ -194,12 +194,73 @@ static void test_malformed_rejected(void **state)
     sl_buf_fini(&b);
 }
 
+/* APPEND_REQ / LOG_RECORD with and without the Kafka source element, and APPEND_REP
+ * with the overlap high water. */
+static void test_log_record_source(void **state)
+{
+    sl_err err = {0};
+    sl_buf b;
+    sl_buf_init(&b);
+    sl_log_part parts[2] = {{.partition = 3, .first_offset = 10, .count = 2, .events = S("ab")},
+                            {.partition = 0, .first_offset = 0, .count = 1, .events = S("c")}};
+    sl_log_record in = {.ds = S("ds"), .appended_ms = 7, .nparts = 2, .parts = parts,
+                        .source = {S("user-events"), 11, 100, 199}};
+    int types[2] = {SL_MSG_APPEND_REQ, SL_MSG_LOG_RECORD};
+    for (int t = 0; t < 2; t++) {
+        sl_log_record r;
+        /* with the source */
+        sl_buf_reset(&b);
+        sl_log_record_encode(&b, types[t], &in);
+        assert_int_equal(sl_log_record_decode(b.data, b.len, types[t], &r, &err), 0);
+        assert_true(sl_str_eq(r.source.topic, "user-events"));
+        assert_int_equal(r.source.partition, 11);
+        assert_int_equal(r.source.first_offset, 100);
+        assert_int_equal(r.source.last_offset, 199);
+        assert_int_equal(r.nparts, 2);
+        assert_int_equal(r.parts[0].count, 2);
+        sl_log_record_fini(&r);
+        for (size_t n = 0; n < b.len; n++) {
+            assert_int_not_equal(sl_log_record_decode(b.data, n, types[t], &r, &err), 0);
+        }
+        /* without: accepted, source absent */
+        sl_log_record plain = in;
+        plain.source = (sl_log_source){0};
+        sl_buf_reset(&b);
+        sl_log_record_encode(&b, types[t], &plain);
+        assert_int_equal(sl_log_record_decode(b.data, b.len, types[t], &r, &err), 0);
+        assert_null(r.source.topic.p);
+        sl_log_record_fini(&r);
+        /* a source whose last offset is before its first is refused, with a reason */
+        sl_log_record bad = in;
+        bad.source.last_offset = 99;
+        sl_buf_reset(&b);
+        sl_log_record_encode(&b, types[t], &bad);
+        assert_int_equal(sl_log_record_decode(b.data, b.len, types[t], &r, &err), SL_ECODEC);
+        assert_non_null(strstr(err.msg, "source last offset"));
+    }
+    sl_append_rep rep = {.status = SL_APPEND_OVERLAP, .source_hw = 150};
+    sl_append_rep got;
+    sl_buf_reset(&b);
+    sl_append_rep_encode(&b, &rep);
+    assert_int_equal(sl_append_rep_decode(b.data, b.len, &got, &err), 0);
+    assert_int_equal(got.status, SL_APPEND_OVERLAP);
+    assert_int_equal(got.source_hw, 150);
+    rep = (sl_append_rep){.status = 0, .duplicate = true};
+    sl_buf_reset(&b);
+    sl_append_rep_encode(&b, &rep);
+    assert_int_equal(sl_append_rep_decode(b.data, b.len, &got, &err), 0);
+    assert_true(got.duplicate);
+    assert_int_equal(got.source_hw, -1);
+    sl_buf_fini(&b);
+}
+
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_events_round_trip),
     cmocka_unit_test(test_delta_round_trip),
     cmocka_unit_test(test_messages_round_trip),
     cmocka_unit_test(test_malformed_rejected),
+    cmocka_unit_test(test_log_record_source),
 };
 
 SL_TEST_MAIN(tests)

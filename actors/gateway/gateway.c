@@ -14,12 +14,15 @@
 
 #include "actor.h"
 #include "api.h"
+#include "dashboard.h"
 #include "http.h"
 #include "log.h"
 #include "sock.h"
 
 /* /healthz waits this long for each actor's PONG. */
 enum { HEALTH_TIMEOUT_MS = 500 };
+/* /metrics waits this long for each actor's metrics. */
+enum { METRICS_TIMEOUT_MS = 1000 };
 
 int sl_gateway_run(sl_actor *a, sl_err *err);
 
@@ -47,6 +50,9 @@ int sl_gateway_run(sl_actor *a, sl_err *err)
         (rc = open_req(a, SL_ADDR_INGEST, &api.ingest, err)) != 0 ||
         (rc = open_req(a, SL_ADDR_QUERY, &api.query, err)) != 0 ||
         (rc = sl_health_new(cfg, HEALTH_TIMEOUT_MS, &api.health, err)) != 0 ||
+        (rc = sl_live_new(cfg, a->loop, &api.live, err)) != 0 ||
+        (rc = sl_scrape_new(cfg, METRICS_TIMEOUT_MS, &api.scrape, err)) != 0 ||
+        (rc = sl_api_alerts_open(cfg, &api.alerter, err)) != 0 ||
         (rc = sl_http_serve(http, err)) != 0) {
         goto out;
     }
@@ -57,6 +63,9 @@ int sl_gateway_run(sl_actor *a, sl_err *err)
 out:
     /* The HTTP threads use the sockets: they stop first. */
     sl_http_stop(http);
+    sl_live_free(api.live);
+    sl_scrape_free(api.scrape);
+    sl_sock_close(api.alerter);
     sl_health_free(api.health);
     sl_sock_close(api.query);
     sl_sock_close(api.ingest);

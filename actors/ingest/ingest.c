@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "actor.h"
+#include "kafka.h"
 #include "log.h"
 #include "msg.h"
+#include "metrics.h"
 #include "parse.h"
 #include "sock.h"
 
@@ -52,12 +54,15 @@ typedef struct ingest {
     sl_buf reply;
     ingest_counters n;
     ingest_counters logged; /* as of the last stats line */
+    sl_kafka *kafka;        /* Kafka consumers (own threads, kafka.c); NULL: none enabled */
 } ingest;
 
 static const sl_handler handlers[SL_MSG_TYPE_COUNT];
 
 static void on_stats(void *state);
 static void log_stats(ingest *st, const char *event);
+static void count_events(const sl_spec *spec, const sl_parser *p, bool duplicate);
+static const char *request_result(int status, bool duplicate);
 static const char *log_quote(const char *s, size_t len, char *buf, size_t size);
 
 int sl_ingest_run(sl_actor *a, sl_err *err)
@@ -87,9 +92,21 @@ int sl_ingest_run(sl_actor *a, sl_err *err)
     }
     SL_LOG(INFO, "ingest_ready", "ingest=%s push_timeout_ms=%d max_errors=%lld", addr,
            st->push_timeout_ms, (long long)a->cfg->max_errors_listed);
+    /* Every datasource's counter exists from the start (rate() needs a first 0); the
+     * Kafka lag gauge is declared for the Kafka source, not built yet. */
+    for (int i = 0; i < a->cfg->ndatasources; i++) {
+        SL_METRIC_ADD(SL_M_EVENTS_ACCEPTED, 0, a->cfg->datasources[i]->name);
+    }
+    sl_metrics_family(sl_metrics_default(), SL_M_KAFKA_LAG);
+    /* Kafka sources: consumer threads with their own partitioner socket; the loop
+     * below serves HTTP requests meanwhile. */
+    if ((rc = sl_kafka_start(&st->kafka, a->cfg, a->instance, err)) != 0) {
+        goto out;
+    }
     rc = sl_loop_run(a->loop);
     log_stats(st, "ingest_final_stats");
 out:
+    sl_kafka_stop(st->kafka);
     sl_sock_close(st->rep);
     sl_sock_close(st->push);
     sl_parser_fini(&st->parser);
@@ -157,11 +174,14 @@ static void on_ingest_req(void *state, sl_sock *from, const void *data, size_t l
     }
     st->n.accepted += p->accepted;
     st->n.rejected += p->rejected;
+    count_events(spec, p, rep.duplicate);
 reply:
     if (rep.status != 0) {
         rep.error = (sl_str){err.msg, strlen(err.msg)};
     }
     send_reply(st, from, &rep);
+    SL_METRIC_ADD(SL_M_INGEST_REQUESTS, 1, request_result(rep.status, rep.duplicate));
+    SL_METRIC_OBSERVE(SL_M_INGEST_SECONDS, (double)(sl_mono_ns() - t0) / 1e9);
     if (rep.status != 0) {
         char ds[80], msg[600];
         SL_LOG_RATE(WARN, 1000, "ingest_failed", "ds=\"%s\" bytes=%zu code=%s error=\"%s\"",
@@ -275,6 +295,76 @@ static const char *log_quote(const char *s, size_t len, char *buf, size_t size)
     }
     buf[n] = '\0';
     return buf;
+}
+
+/* The metric label of a rejection reason (parse.c's messages, by their fixed start). */
+static const char *reject_reason(sl_str reason)
+{
+    static const struct {
+        const char *prefix;
+        const char *label;
+    } kinds[] = {
+        {"malformed JSON", "malformed_json"},       {"event is not a JSON object", "not_object"},
+        {"missing timestamp", "missing_timestamp"}, {"timestamp field", "bad_timestamp"},
+        {"timestamp ", "out_of_range_time"}, /* older / further than the rejection periods */
+        {"partition key", "bad_partition_key"},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (reason.len >= n && memcmp(reason.p, kinds[i].prefix, n) == 0) {
+            return kinds[i].label;
+        }
+    }
+    /* field "x": <time error> | field "x" must be ... | dimension "x" ... */
+    const char *q = reason.len > 7 ? memchr(reason.p + 7, '"', reason.len - 7) : NULL;
+    if (reason.len > 7 && memcmp(reason.p, "field \"", 7) == 0 && q != NULL) {
+        return q + 1 < reason.p + reason.len && q[1] == ':' ? "bad_timestamp" : "bad_number";
+    }
+    if (reason.len > 11 && memcmp(reason.p, "dimension \"", 11) == 0) {
+        /* reason views are NUL-terminated (parse.h) */
+        return strstr(reason.p, "bytes, longer") != NULL ? "string_too_long" : "bad_dimension";
+    }
+    return "other";
+}
+
+/* Accepted events (unless the request was a duplicate: counted the first time) and
+ * rejected ones by reason. */
+static void count_events(const sl_spec *spec, const sl_parser *p, bool duplicate)
+{
+    if (duplicate) {
+        SL_METRIC_ADD(SL_M_EVENTS_DUPLICATE, (double)p->accepted, spec->name);
+        return;
+    }
+    SL_METRIC_ADD(SL_M_EVENTS_ACCEPTED, (double)p->accepted, spec->name);
+    for (int i = 0; i < p->nerrors; i++) {
+        SL_METRIC_ADD(SL_M_EVENTS_REJECTED, 1, spec->name, reject_reason(p->errors[i].reason));
+    }
+    if (p->rejected > p->nerrors) {
+        SL_METRIC_ADD(SL_M_EVENTS_REJECTED, (double)(p->rejected - p->nerrors), spec->name,
+                      "unlisted");
+    }
+}
+
+static const char *request_result(int status, bool duplicate)
+{
+    switch (status) {
+    case 0:
+        return duplicate ? "duplicate" : "ok";
+    case SL_ECODEC:
+        return "bad_request";
+    case SL_ENOTFOUND:
+        return "unknown_datasource";
+    case SL_EPARSE:
+        return "malformed_body";
+    case SL_EBUSY:
+        return "busy";
+    case SL_EUNAVAIL:
+        return "unavailable";
+    case SL_ENOSPC:
+        return "no_space";
+    default:
+        return "error";
+    }
 }
 
 static void log_stats(ingest *st, const char *event)

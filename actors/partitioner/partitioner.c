@@ -13,6 +13,10 @@
  * from the log on start; keys of dropped segments live in a small LMDB table
  * (data/partitioner/keys), synced before any segment is dropped.
  *
+ * Kafka sources: an APPEND made from Kafka messages names them (topic, partition,
+ * first..last offset); per source partition the highest offset in the log is kept, so
+ * a message consumed twice is written once (see "Kafka sources" below).
+ *
  * Windowers read the log themselves; the storer commits offsets with the rows. Once
  * the storer's committed offsets pass every record of a segment, it is dropped, so
  * the log holds only what the storer has not yet made durable. When that backlog is
@@ -21,6 +25,7 @@
 #include "hash.h"
 #include "kv.h"
 #include "log.h"
+#include "metrics.h"
 #include "plog.h"
 #include "store.h"
 
@@ -48,7 +53,20 @@ typedef struct seg_info {
 typedef struct waiter {
     sl_msg *req;
     bool duplicate;
+    int status; /* 0, or SL_APPEND_OVERLAP (then hw is the source's high water) */
+    int64_t hw;
 } waiter;
+
+/* Per (datasource, source topic, source partition): the highest source offset the log
+ * holds (see "Kafka sources" in the file comment). */
+typedef struct src_entry {
+    uint64_t hash; /* of key */
+    char *key;     /* "ds\0topic\0partition" (klen bytes): the key in data/partitioner/sources */
+    size_t klen;
+    int64_t hw;           /* -1: none; includes the current round */
+    int64_t hw_durable;   /* as of the last sync */
+    int64_t hw_persisted; /* what the sources table holds */
+} src_entry;
 
 typedef struct partitioner {
     sl_actor *a;
@@ -73,6 +91,12 @@ typedef struct partitioner {
     int64_t last_sync_ms;
     sl_buf rec, reply;
     uint64_t appends, duplicates, refused;
+    src_entry *srcs; /* Kafka source high waters (few: topics x partitions) */
+    int nsrcs, capsrcs;
+    sl_kv *srcdb; /* data/partitioner/sources: high waters of dropped segments */
+    uint64_t src_duplicates, src_overlaps;
+    sl_lagmarks *lag;    /* per (ds, partition): when its uncommitted events were appended */
+    sl_series **lagm;    /* per slot: lag events, lag seconds (metrics) */
 } partitioner;
 
 static int open_log(partitioner *p, sl_err *err);
@@ -85,9 +109,16 @@ static void key_put(partitioner *p, uint64_t h, int64_t expires_ms, uint64_t seg
 static seg_info *seg_of(partitioner *p, uint64_t seq);
 static void answer(partitioner *p, sl_sock *to, const sl_msg *req, int status, bool dup,
                    const char *error);
+static void answer_hw(partitioner *p, sl_sock *to, const sl_msg *req, int status, bool dup,
+                      const char *error, int64_t hw);
+static src_entry *src_get(partitioner *p, sl_str ds, const sl_log_source *s);
+static int check_source(partitioner *p, sl_sock *from, sl_msg **req, const sl_log_record *r,
+                        src_entry **out);
+static int persist_sources(partitioner *p, sl_err *err);
 static void end_round(partitioner *p);
 static void truncate_log(partitioner *p);
 static void check_store_full(partitioner *p);
+static void export_lag(partitioner *p, const int64_t *committed);
 
 /* ---- run ---------------------------------------------------------------------------- */
 
@@ -117,6 +148,7 @@ int sl_partitioner_run(sl_actor *a, sl_err *err)
     p.round_next = sl_calloc((size_t)p.nslots, sizeof(int64_t));
     p.keys_cap = 1024;
     p.keys = sl_calloc(p.keys_cap, sizeof(key_entry));
+    p.lag = sl_lagmarks_new(p.nslots, 100);
     if ((rc = open_log(&p, err)) != 0) {
         goto out;
     }
@@ -135,9 +167,12 @@ int sl_partitioner_run(sl_actor *a, sl_err *err)
     sl_loop_drain(a->loop, p.in);
     p.sync_always = true;
     end_round(&p);
-    SL_LOG(INFO, "partitioner_stopped", "appends=%llu duplicates=%llu refused=%llu",
+    SL_LOG(INFO, "partitioner_stopped",
+           "appends=%llu duplicates=%llu refused=%llu source_duplicates=%llu "
+           "source_overlaps=%llu",
            (unsigned long long)p.appends, (unsigned long long)p.duplicates,
-           (unsigned long long)p.refused);
+           (unsigned long long)p.refused, (unsigned long long)p.src_duplicates,
+           (unsigned long long)p.src_overlaps);
 out:
     sl_sock_close(p.in);
     for (int i = 0; i < p.nwaiters; i++) {
@@ -147,6 +182,13 @@ out:
     sl_plog_close(p.log);
     sl_store_close(p.store);
     sl_kv_close(p.keydb);
+    sl_kv_close(p.srcdb);
+    for (int i = 0; i < p.nsrcs; i++) {
+        free(p.srcs[i].key);
+    }
+    free(p.srcs);
+    sl_lagmarks_free(p.lag);
+    free(p.lagm);
     for (int i = 0; i < p.nsegs; i++) {
         free(p.segs[i].end);
     }
@@ -193,13 +235,14 @@ static void on_append(void *state, sl_sock *from, const void *data, size_t len)
         int64_t stored_exp;
         if (k != NULL && k->expires_ms > now) {
             p->duplicates++;
+            SL_METRIC_ADD(SL_M_LOG_DUPLICATES, 1);
             if (k->pending) {
                 /* The original is in this round: answer both after the same sync. */
                 if (p->nwaiters == p->capwaiters) {
                     p->capwaiters = p->capwaiters ? p->capwaiters * 2 : 64;
                     p->waiters = sl_realloc(p->waiters, (size_t)p->capwaiters * sizeof(waiter));
                 }
-                p->waiters[p->nwaiters++] = (waiter){req, true};
+                p->waiters[p->nwaiters++] = (waiter){.req = req, .duplicate = true};
                 req = NULL;
             } else {
                 answer(p, from, req, 0, true, NULL);
@@ -209,14 +252,20 @@ static void on_append(void *state, sl_sock *from, const void *data, size_t len)
         if (p->keydb != NULL && sl_kv_get(p->keydb, &h, sizeof(h), &stored_exp, NULL) == 0 &&
             stored_exp > now) {
             p->duplicates++;
+            SL_METRIC_ADD(SL_M_LOG_DUPLICATES, 1);
             answer(p, from, req, 0, true, NULL);
             goto done;
         }
+    }
+    src_entry *src = NULL;
+    if (r.source.topic.p != NULL && check_source(p, from, &req, &r, &src) != 0) {
+        goto done; /* answered (or waiting for the round): already in the log */
     }
     if (p->store_full[0] != '\0') {
         char msg[700];
         snprintf(msg, sizeof(msg), "the segment store is full (%s)", p->store_full);
         p->refused++;
+        SL_METRIC_ADD(SL_M_LOG_REFUSED, 1, "store_full");
         answer(p, from, req, SL_ENOSPC, false, msg);
         goto done;
     }
@@ -227,6 +276,7 @@ static void on_append(void *state, sl_sock *from, const void *data, size_t len)
                  "log backlog of %lld MiB is over log.max_backlog_mb (%lld): the storer is behind",
                  (long long)(backlog >> 20), (long long)p->cfg->log_max_backlog_mb);
         p->refused++;
+        SL_METRIC_ADD(SL_M_LOG_REFUSED, 1, "backlog");
         answer(p, from, req, SL_EBUSY, false, msg);
         goto done;
     }
@@ -248,6 +298,7 @@ static void on_append(void *state, sl_sock *from, const void *data, size_t len)
             next[r.parts[i].partition] -= r.parts[i].count;
         }
         SL_LOG_RATE(ERROR, 1000, "append_failed", "error=\"%s\"", err.msg);
+        SL_METRIC_ADD(SL_M_LOG_REFUSED, 1, "io");
         answer(p, from, req, err.code == SL_ENOSPC ? SL_ENOSPC : SL_EIO, false, err.msg);
         goto done;
     }
@@ -255,16 +306,21 @@ static void on_append(void *state, sl_sock *from, const void *data, size_t len)
     for (int i = 0; i < r.nparts; i++) {
         int slot = p->base[dsi] + r.parts[i].partition;
         si->end[slot] = r.parts[i].first_offset + r.parts[i].count;
+        sl_lagmarks_note(p->lag, slot, si->end[slot], now);
     }
     if (r.key.p != NULL) {
         key_put(p, h, now + key_window_ms(p, r.key), seg, true);
     }
+    if (src != NULL) {
+        src->hw = r.source.last_offset; /* durable with this round's sync */
+    }
     p->appends++;
+    SL_METRIC_ADD(SL_M_LOG_APPENDS, 1, spec->name);
     if (p->nwaiters == p->capwaiters) {
         p->capwaiters = p->capwaiters ? p->capwaiters * 2 : 64;
         p->waiters = sl_realloc(p->waiters, (size_t)p->capwaiters * sizeof(waiter));
     }
-    p->waiters[p->nwaiters++] = (waiter){req, false};
+    p->waiters[p->nwaiters++] = (waiter){.req = req, .duplicate = false};
     req = NULL;
 done:
     sl_msg_free(req);
@@ -280,7 +336,8 @@ static void on_idle(void *state)
     } else if (p->nwaiters > 0) {
         /* "interval": acknowledge after the write; on_timer syncs. */
         for (int i = 0; i < p->nwaiters; i++) {
-            answer(p, p->in, p->waiters[i].req, 0, p->waiters[i].duplicate, NULL);
+            answer_hw(p, p->in, p->waiters[i].req, p->waiters[i].status, p->waiters[i].duplicate,
+                      NULL, p->waiters[i].hw);
             sl_msg_free(p->waiters[i].req);
         }
         p->nwaiters = 0;
@@ -300,6 +357,7 @@ static void on_maintenance(void *state)
     partitioner *p = state;
     check_store_full(p);
     truncate_log(p);
+    SL_METRIC_SET(SL_M_LOG_BACKLOG_BYTES, (double)sl_plog_bytes(p->log));
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -312,9 +370,14 @@ static void end_round(partitioner *p)
         return;
     }
     sl_err err = {0};
+    int64_t t0 = sl_mono_ns();
     int rc = p->round_open ? sl_plog_sync(p->log, &err) : 0;
+    if (p->round_open) {
+        SL_METRIC_OBSERVE(SL_M_LOG_SYNC_SECONDS, (double)(sl_mono_ns() - t0) / 1e9);
+    }
     if (rc != 0) {
-        SL_LOG(ERROR, "log_sync_failed", "requests=%d error=\"%s\"", p->nwaiters, err.msg);
+        SL_LOG_RATE(ERROR, 1000, "log_sync_failed", "requests=%d error=\"%s\"", p->nwaiters,
+                    err.msg);
         memcpy(p->next, p->round_next, (size_t)p->nslots * sizeof(int64_t));
     }
     for (size_t i = 0; i < p->keys_cap; i++) {
@@ -325,9 +388,18 @@ static void end_round(partitioner *p)
             }
         }
     }
+    for (int i = 0; i < p->nsrcs; i++) {
+        if (rc != 0) {
+            p->srcs[i].hw = p->srcs[i].hw_durable; /* the round's records are gone */
+        } else {
+            p->srcs[i].hw_durable = p->srcs[i].hw;
+        }
+    }
     for (int i = 0; i < p->nwaiters; i++) {
-        answer(p, p->in, p->waiters[i].req, rc, p->waiters[i].duplicate, rc ? err.msg : NULL);
-        sl_msg_free(p->waiters[i].req);
+        const waiter *w = &p->waiters[i];
+        answer_hw(p, p->in, w->req, rc != 0 ? rc : w->status, w->duplicate, rc ? err.msg : NULL,
+                  w->hw);
+        sl_msg_free(w->req);
     }
     p->nwaiters = 0;
     p->round_open = false;
@@ -337,10 +409,18 @@ static void end_round(partitioner *p)
 static void answer(partitioner *p, sl_sock *to, const sl_msg *req, int status, bool dup,
                    const char *error)
 {
+    answer_hw(p, to, req, status, dup, error, -1);
+}
+
+/* hw: the source high water sent with SL_APPEND_OVERLAP. */
+static void answer_hw(partitioner *p, sl_sock *to, const sl_msg *req, int status, bool dup,
+                      const char *error, int64_t hw)
+{
     sl_append_rep rep = {
         .status = status,
         .duplicate = dup,
         .error = {error, error != NULL ? strlen(error) : 0},
+        .source_hw = hw,
     };
     sl_buf_reset(&p->reply);
     sl_append_rep_encode(&p->reply, &rep);
@@ -374,6 +454,22 @@ static int open_log(partitioner *p, sl_err *err)
     snprintf(dir, sizeof(dir), "%s/partitioner/keys", p->cfg->data_dir);
     if ((rc = sl_kv_open(&p->keydb, dir, 4096, err)) != 0) {
         return rc;
+    }
+    /* Source high waters: the log's (rebuilt by on_record) or, for sources whose
+     * records were all dropped, the table's, whichever is higher. */
+    snprintf(dir, sizeof(dir), "%s/partitioner/sources", p->cfg->data_dir);
+    if ((rc = sl_kv_open(&p->srcdb, dir, 256, err)) != 0) {
+        return rc;
+    }
+    for (int i = 0; i < p->nsrcs; i++) {
+        src_entry *e = &p->srcs[i];
+        int64_t v;
+        if (sl_kv_get(p->srcdb, e->key, e->klen, &v, NULL) == 0) {
+            e->hw_persisted = v;
+            if (v > e->hw) {
+                e->hw = e->hw_durable = v;
+            }
+        }
     }
     /* Offsets never go backwards: also past what the storer committed (records of
      * dropped segments are not in the log any more). */
@@ -427,10 +523,17 @@ static void on_record(void *arg, uint64_t seg, const void *data, size_t len)
                 p->next[slot] = end;
             }
             si->end[slot] = end;
+            sl_lagmarks_note(p->lag, slot, end, r.appended_ms);
         }
     }
     if (r.key.p != NULL) {
         key_put(p, key_hash(r.ds, r.key), r.appended_ms + key_window_ms(p, r.key), seg, false);
+    }
+    if (r.source.topic.p != NULL) {
+        src_entry *e = src_get(p, r.ds, &r.source);
+        if (r.source.last_offset > e->hw) {
+            e->hw = e->hw_durable = r.source.last_offset;
+        }
     }
     sl_log_record_fini(&r);
 }
@@ -484,6 +587,7 @@ static void truncate_log(partitioner *p)
         }
     }
     sl_store_read_end(r);
+    export_lag(p, committed);
     uint64_t cur = sl_plog_current(p->log);
     int drop = 0;
     while (drop < p->nsegs && p->segs[drop].seq < cur) {
@@ -527,6 +631,11 @@ static void truncate_log(partitioner *p)
         SL_LOG_RATE(ERROR, 10000, "key_persist_failed", "error=\"%s\"", err.msg);
         return;
     }
+    /* Source high waters too: the dropped records may be the only ones holding them. */
+    if ((rc = persist_sources(p, &err)) != 0) {
+        SL_LOG_RATE(ERROR, 10000, "source_persist_failed", "error=\"%s\"", err.msg);
+        return;
+    }
     if ((rc = sl_plog_drop_before(p->log, before, &err)) != 0) {
         SL_LOG_RATE(ERROR, 10000, "log_drop_failed", "error=\"%s\"", err.msg);
         return;
@@ -541,6 +650,33 @@ static void truncate_log(partitioner *p)
     /* Expired keys leave the table now and then. */
     size_t deleted;
     sl_kv_delete_below(p->keydb, sl_now_ms(), &deleted, NULL);
+}
+
+/* Per partition: events appended but not committed by the storer, and how long the
+ * oldest of them has waited (from the lag marks noted at each append). */
+static void export_lag(partitioner *p, const int64_t *committed)
+{
+    int64_t now = sl_now_ms();
+    if (p->lagm == NULL) {
+        p->lagm = sl_calloc((size_t)p->nslots * 2, sizeof(sl_series *));
+        for (int d = 0; d < p->cfg->ndatasources; d++) {
+            const sl_spec *spec = p->cfg->datasources[d];
+            for (int i = 0; i < spec->partitions; i++) {
+                char part[16];
+                snprintf(part, sizeof(part), "%d", i);
+                int slot = p->base[d] + i;
+                p->lagm[2 * slot] = SL_METRIC_SERIES(SL_M_LAG_EVENTS, spec->name, part);
+                p->lagm[2 * slot + 1] = SL_METRIC_SERIES(SL_M_LAG_SECONDS, spec->name, part);
+            }
+        }
+    }
+    for (int slot = 0; slot < p->nslots; slot++) {
+        int64_t behind = p->next[slot] - committed[slot];
+        int64_t oldest = sl_lagmarks_oldest(p->lag, slot, committed[slot]);
+        sl_series_set(p->lagm[2 * slot], (double)(behind > 0 ? behind : 0));
+        sl_series_set(p->lagm[2 * slot + 1],
+                      behind > 0 && oldest > 0 && now > oldest ? (double)(now - oldest) / 1000 : 0);
+    }
 }
 
 /* Client keys live ingest.idempotency_window_s; the gateway's private keys (NUL
@@ -648,4 +784,121 @@ static seg_info *seg_of(partitioner *p, uint64_t seq)
     s->seq = seq;
     s->end = sl_calloc((size_t)p->nslots, sizeof(int64_t));
     return s;
+}
+
+/* ---- Kafka sources --------------------------------------------------------------------
+ *
+ * An APPEND from a Kafka consumer carries its source: messages first..last of one
+ * partition of a topic. Per (datasource, topic, partition) the partitioner keeps the
+ * highest source offset in the log (hw), so a message read again after a crash, or by
+ * a second consumer during a rebalance, is recognised and written once:
+ *   last <= hw          duplicate: acknowledged, nothing written;
+ *   first > hw          appended, hw = last (offsets may have gaps: compaction);
+ *   first <= hw < last  SL_APPEND_OVERLAP with hw: the sender drops what it holds up
+ *                       to hw and sends the rest again.
+ * A consumer sends each partition's messages in order and only moves past a batch once
+ * it is acknowledged, so the log never skips a message that is sent later. hw is rebuilt
+ * from the log on start and persisted in data/partitioner/sources before the segments
+ * holding it are dropped. Answers based on an hw that is not yet synced wait for the
+ * round's sync, as a pending idempotency key does. */
+
+/* The entry of (ds, topic, partition), created (hw -1, or the table's) if new. */
+static src_entry *src_get(partitioner *p, sl_str ds, const sl_log_source *s)
+{
+    char part[16];
+    int plen = snprintf(part, sizeof(part), "%d", (int)s->partition);
+    size_t klen = ds.len + 1 + s->topic.len + 1 + (size_t)plen;
+    char *key = sl_malloc(klen);
+    memcpy(key, ds.p, ds.len);
+    key[ds.len] = '\0';
+    memcpy(key + ds.len + 1, s->topic.p, s->topic.len);
+    key[ds.len + 1 + s->topic.len] = '\0';
+    memcpy(key + ds.len + 2 + s->topic.len, part, (size_t)plen);
+    uint64_t h = sl_hash64(key, klen);
+    for (int i = 0; i < p->nsrcs; i++) {
+        if (p->srcs[i].hash == h && p->srcs[i].klen == klen &&
+            memcmp(p->srcs[i].key, key, klen) == 0) {
+            free(key);
+            return &p->srcs[i];
+        }
+    }
+    if (p->nsrcs == p->capsrcs) {
+        p->capsrcs = p->capsrcs ? p->capsrcs * 2 : 32;
+        p->srcs = sl_realloc(p->srcs, (size_t)p->capsrcs * sizeof(src_entry));
+    }
+    src_entry *e = &p->srcs[p->nsrcs++];
+    *e = (src_entry){
+        .hash = h, .key = key, .klen = klen, .hw = -1, .hw_durable = -1, .hw_persisted = -1};
+    int64_t v;
+    if (p->srcdb != NULL && sl_kv_get(p->srcdb, key, klen, &v, NULL) == 0) {
+        e->hw = e->hw_durable = e->hw_persisted = v;
+    }
+    return e;
+}
+
+/* Returns 1 when the request was answered or queued for the round (*req taken), 0 when
+ * it is to be appended (*out: its entry). */
+static int check_source(partitioner *p, sl_sock *from, sl_msg **req, const sl_log_record *r,
+                        src_entry **out)
+{
+    src_entry *e = src_get(p, r->ds, &r->source);
+    *out = e;
+    if (r->source.first_offset > e->hw) {
+        return 0;
+    }
+    bool dup = r->source.last_offset <= e->hw;
+    int status = dup ? 0 : SL_APPEND_OVERLAP;
+    if (dup) {
+        p->src_duplicates++;
+    } else {
+        p->src_overlaps++;
+    }
+    SL_LOG_RATE(INFO, 1000, dup ? "source_duplicate" : "source_overlap",
+                "ds=%.*s topic=%.*s partition=%d first=%lld last=%lld high_water=%lld",
+                (int)r->ds.len, r->ds.p, (int)r->source.topic.len, r->source.topic.p,
+                (int)r->source.partition, (long long)r->source.first_offset,
+                (long long)r->source.last_offset, (long long)e->hw);
+    if (e->hw > e->hw_durable) {
+        /* What the answer rests on is in this round: answer after its sync. */
+        if (p->nwaiters == p->capwaiters) {
+            p->capwaiters = p->capwaiters ? p->capwaiters * 2 : 64;
+            p->waiters = sl_realloc(p->waiters, (size_t)p->capwaiters * sizeof(waiter));
+        }
+        p->waiters[p->nwaiters++] = (waiter){*req, dup, status, e->hw};
+        *req = NULL;
+    } else {
+        answer_hw(p, from, *req, status, dup, NULL, e->hw);
+    }
+    return 1;
+}
+
+/* Writes every high water that changed since the last call to the sources table and
+ * syncs it. Only synced (durable) high waters are written. */
+static int persist_sources(partitioner *p, sl_err *err)
+{
+    size_t n = 0;
+    const void **kp = sl_malloc((size_t)p->nsrcs * sizeof(void *) + 1);
+    size_t *kl = sl_malloc((size_t)p->nsrcs * sizeof(size_t) + 1);
+    int64_t *kv = sl_malloc((size_t)p->nsrcs * sizeof(int64_t) + 1);
+    for (int i = 0; i < p->nsrcs; i++) {
+        if (p->srcs[i].hw_durable > p->srcs[i].hw_persisted) {
+            kp[n] = p->srcs[i].key;
+            kl[n] = p->srcs[i].klen;
+            kv[n] = p->srcs[i].hw_durable;
+            n++;
+        }
+    }
+    int rc = 0;
+    if (n > 0 && (rc = sl_kv_put_many(p->srcdb, kp, kl, kv, n, err)) == 0 &&
+        (rc = sl_kv_sync(p->srcdb, err)) == 0) {
+        for (int i = 0; i < p->nsrcs; i++) {
+            if (p->srcs[i].hw_durable > p->srcs[i].hw_persisted) {
+                p->srcs[i].hw_persisted = p->srcs[i].hw_durable;
+            }
+        }
+    }
+    free(kp);
+    free(kl);
+    free(kv);
+    return rc;
 }

@@ -1,4 +1,4 @@
-/* The query actor: answers Druid native queries and the datasource listing from the
+/* The query actor: answers Druid native and SQL queries and the datasource listing from the
  * LMDB segment store, read-only.
  *
  * A REP socket dials the gateway's query address (the gateway's REQ socket listens
@@ -12,7 +12,9 @@
 #include "actor.h"
 #include "exec.h"
 #include "log.h"
+#include "metrics.h"
 #include "result.h"
+#include "sql.h"
 #include "store.h"
 
 typedef struct query {
@@ -32,6 +34,7 @@ int sl_query_run(sl_actor *a, sl_err *err);
 static void on_query(void *state, sl_sock *from, const void *data, size_t len);
 static void on_other(void *state, sl_sock *from, const void *data, size_t len);
 static void open_store(query *s);
+static const char *query_type(const sl_query_req *req);
 
 static const sl_handler handlers[SL_MSG_TYPE_COUNT] = {
     [SL_MSG_INGEST_REQ] = on_other, [SL_MSG_INGEST_REP] = on_other, [SL_MSG_EVENTS] = on_other,
@@ -91,6 +94,7 @@ static void on_query(void *state, sl_sock *from, const void *data, size_t len)
     sl_err err = {0, ""};
     sl_query_req req;
     int64_t t0 = sl_mono_ms();
+    int64_t t0_ns = sl_mono_ns();
     int status;
     sl_buf_reset(&s->body);
     if (sl_query_req_decode(data, len, &req, &err) != 0) {
@@ -106,16 +110,23 @@ static void on_query(void *state, sl_sock *from, const void *data, size_t len)
         status = sl_query_native(s->a->cfg, s->store, req.body.p, req.body.len,
                                  s->a->cfg->request_timeout_ms, &s->body);
         break;
+    case SL_QUERY_SQL:
+        status = sl_query_sql(s->a->cfg, s->store, req.body.p, req.body.len,
+                              s->a->cfg->request_timeout_ms, &s->body);
+        break;
     case SL_QUERY_DATASOURCES:
         status = sl_res_datasources(s->a->cfg, s->store, &s->body);
         break;
     default:
-        sl_err_set(&err, SL_EINVAL, "query kind %d is not supported by sluice-query%s", req.kind,
-                   req.kind == SL_QUERY_SQL ? " (SQL is not implemented; use native queries)" : "");
+        sl_err_set(&err, SL_EINVAL, "query kind %d is not supported by sluice-query", req.kind);
         status = sl_res_error(&s->body, SL_EINVAL, err.msg);
         break;
     }
     int64_t ms = sl_mono_ms() - t0;
+    char code[16];
+    snprintf(code, sizeof(code), "%d", status);
+    SL_METRIC_OBSERVE(SL_M_QUERY_SECONDS, (double)(sl_mono_ns() - t0_ns) / 1e9, query_type(&req));
+    SL_METRIC_ADD(SL_M_QUERIES, 1, query_type(&req), code);
     if (status >= 500) {
         int n = s->body.len < 200 ? (int)s->body.len : 200;
         SL_LOG_RATE(WARN, 1000, "query_failed", "kind=%d status=%d ms=%lld body=%.*s", req.kind,
@@ -138,6 +149,46 @@ static void on_other(void *state, sl_sock *from, const void *data, size_t len)
 }
 
 /* ---- helpers --------------------------------------------------------------------------- */
+
+/* The metric label of a query: its native queryType (from a cheap scan of the body: only
+ * the known names, so label values stay few), sql or datasources. */
+static const char *query_type(const sl_query_req *req)
+{
+    static const char *const types[] = {"timeseries", "topN", "groupBy", "timeBoundary"};
+    if (req->kind == SL_QUERY_SQL) {
+        return "sql";
+    }
+    if (req->kind == SL_QUERY_DATASOURCES) {
+        return "datasources";
+    }
+    if (req->kind != SL_QUERY_NATIVE) {
+        return "other";
+    }
+    const char *p = req->body.p, *end = req->body.p + req->body.len;
+    static const char key[] = "\"queryType\"";
+    while (p != NULL && p < end) {
+        p = memchr(p, '"', (size_t)(end - p));
+        if (p == NULL) {
+            break;
+        }
+        if (end - p < (ptrdiff_t)sizeof(key) || memcmp(p, key, sizeof(key) - 1) != 0) {
+            p++;
+            continue;
+        }
+        const char *v = p + sizeof(key) - 1;
+        while (v < end && (*v == ' ' || *v == ':' || *v == '\t' || *v == '\n' || *v == '\r')) {
+            v++;
+        }
+        for (size_t i = 0; v < end && *v == '"' && i < sizeof(types) / sizeof(types[0]); i++) {
+            size_t n = strlen(types[i]);
+            if ((size_t)(end - v) > n + 1 && memcmp(v + 1, types[i], n) == 0 && v[n + 1] == '"') {
+                return types[i];
+            }
+        }
+        return "invalid";
+    }
+    return "invalid";
+}
 
 static void open_store(query *s)
 {

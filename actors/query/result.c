@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <yajl/yajl_tree.h>
+
 #include "clock.h"
 #include "exec.h"
 
@@ -304,6 +306,42 @@ static void gen_spec(yajl_gen g, const sl_spec *s)
     yajl_gen_map_close(g);
 }
 
+/* The Kafka consumers' status: the ingest processes write it (merged, atomically) to
+ * <data>/state/kafka-<datasource>.json (actors/ingest/kafka.c); it is copied here as it
+ * is once it parses as a JSON object. */
+static void gen_kafka_status(yajl_gen g, const sl_config *cfg, const sl_spec *s)
+{
+    char path[4200], ebuf[128];
+    snprintf(path, sizeof(path), "%s/state/kafka-%s.json", cfg->data_dir, s->name);
+    sl_buf text;
+    sl_buf_init(&text);
+    FILE *f = s->kafka->enabled ? fopen(path, "rb") : NULL;
+    if (f != NULL) {
+        char chunk[8192];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && text.len < (4u << 20)) {
+            sl_buf_append(&text, chunk, n);
+        }
+        fclose(f);
+    }
+    sl_buf_append(&text, "", 1);
+    yajl_val v = text.len > 1 ? yajl_tree_parse(text.data, ebuf, sizeof(ebuf)) : NULL;
+    if (v != NULL && YAJL_IS_OBJECT(v)) {
+        yajl_gen_number(g, text.data, text.len - 1); /* raw JSON, checked just above */
+    } else {
+        yajl_gen_map_open(g);
+        sl_res_cstr(g, "enabled");
+        yajl_gen_bool(g, s->kafka->enabled);
+        if (s->kafka->enabled) {
+            sl_res_cstr(g, "status");
+            sl_res_cstr(g, "no consumer has reported yet");
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_tree_free(v);
+    sl_buf_fini(&text);
+}
+
 int sl_res_datasources(const sl_config *cfg, sl_store *st, sl_buf *out)
 {
     sl_err err;
@@ -364,6 +402,10 @@ int sl_res_datasources(const sl_config *cfg, sl_store *st, sl_buf *out)
         yajl_gen_integer(g, (long long)events);
         sl_res_cstr(g, "segments");
         yajl_gen_integer(g, (long long)segments);
+        if (s->kafka != NULL) {
+            sl_res_cstr(g, "kafka");
+            gen_kafka_status(g, cfg, s);
+        }
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);

@@ -9,6 +9,7 @@
  * After each commit a NOTIFY goes out on the pub socket ("data changed" hint). */
 #include "actor.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 #include <errno.h>
@@ -39,8 +40,17 @@ typedef struct storer {
 
 static int commit_pending(storer *s, sl_err *err);
 static void set_full(storer *s, const char *why);
+/* What applying one delta did; counted in the metrics once its transaction commits. */
+typedef struct delta_done {
+    const sl_spec *spec;
+    int64_t oldest_ms; /* the delta's oldest_appended_ms (0: not sent) */
+    uint64_t rows;
+    const char *result; /* applied, skipped, refused, malformed */
+} delta_done;
+
 static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
-                       const sl_spec **spec_out, sl_err *err);
+                       const sl_spec **spec_out, delta_done *done, sl_err *err);
+static void count_commit(storer *s, const delta_done *done, int n, int64_t t0_ns);
 
 /* ---- run ---------------------------------------------------------------------------- */
 
@@ -128,6 +138,7 @@ static void on_idle(void *state)
     }
     sl_err err = {0};
     if (commit_pending(s, &err) != 0) {
+        SL_METRIC_ADD(SL_M_STORER_COMMIT_FAILURES, 1);
         SL_LOG_RATE(ERROR, 5000, "commit_failed", "deltas=%d code=%s error=\"%s\"", s->npending,
                     sl_err_name(err.code), err.msg);
         s->retry_at_ms = sl_now_ms() + 1000;
@@ -169,10 +180,13 @@ static void set_full(storer *s, const char *why)
  * the transaction from the start (the pending copies make that possible). */
 static int commit_pending(storer *s, sl_err *err)
 {
+    delta_done *done = sl_calloc((size_t)s->npending + 1, sizeof(delta_done));
     for (;;) {
+        int64_t t0 = sl_mono_ns();
         sl_store_txn *t;
         int rc = sl_store_begin(s->store, &t, err);
         if (rc != 0) {
+            free(done);
             return rc;
         }
         int64_t minb = INT64_MAX, maxb = INT64_MIN;
@@ -180,7 +194,7 @@ static int commit_pending(storer *s, sl_err *err)
         uint64_t applied = 0, skipped = 0;
         for (int i = 0; i < s->npending && rc == 0; i++) {
             int64_t lo = INT64_MAX, hi = INT64_MIN;
-            rc = apply_delta(s, t, &s->pending[i], &lo, &hi, &spec, err);
+            rc = apply_delta(s, t, &s->pending[i], &lo, &hi, &spec, &done[i], err);
             if (rc == 1) {
                 skipped++;
                 rc = 0;
@@ -196,13 +210,17 @@ static int commit_pending(storer *s, sl_err *err)
         /* On error the transaction has been aborted and freed by the store. */
         if (rc == SL_ENOSPC) {
             if ((rc = sl_store_grow(s->store, err)) != 0) {
+                free(done);
                 return rc;
             }
             continue;
         }
         if (rc != 0) {
+            free(done);
             return rc;
         }
+        count_commit(s, done, s->npending, t0);
+        free(done);
         s->applied += applied;
         s->skipped += skipped;
         s->commits++;
@@ -217,13 +235,40 @@ static int commit_pending(storer *s, sl_err *err)
     }
 }
 
-/* Returns 0 when applied, 1 when skipped (already applied), <0 on error (the
- * transaction is then gone). Malformed deltas are logged and skipped. */
+/* Metrics of a committed burst: commit time, deltas by result, rows, the LMDB map, and
+ * per delta the freshness (its oldest event's append to the log -> this commit). */
+static void count_commit(storer *s, const delta_done *done, int n, int64_t t0_ns)
+{
+    int64_t now = sl_now_ms();
+    SL_METRIC_OBSERVE(SL_M_STORER_COMMIT_SECONDS, (double)(sl_mono_ns() - t0_ns) / 1e9);
+    for (int i = 0; i < n; i++) {
+        const delta_done *d = &done[i];
+        SL_METRIC_ADD(SL_M_STORER_DELTAS, 1, d->result != NULL ? d->result : "malformed");
+        if (d->spec == NULL) {
+            continue;
+        }
+        SL_METRIC_ADD(SL_M_STORER_ROWS, (double)d->rows, d->spec->name);
+        if (d->oldest_ms > 0) {
+            double age = (double)(now - d->oldest_ms) / 1000;
+            SL_METRIC_OBSERVE(SL_M_FRESHNESS, age > 0 ? age : 0, d->spec->name);
+        }
+    }
+    int64_t map = 0, used = 0;
+    if (sl_store_usage(s->store, &map, &used) == 0) {
+        SL_METRIC_SET(SL_M_LMDB_MAP_BYTES, (double)map);
+        SL_METRIC_SET(SL_M_LMDB_USED_BYTES, (double)used);
+    }
+}
+
+/* Returns 0 when applied, 1 when skipped (already applied, refused or malformed), <0
+ * on error (the transaction is then gone). Malformed deltas are logged and skipped.
+ * done says which, for the metrics. */
 static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
-                       const sl_spec **spec_out, sl_err *err)
+                       const sl_spec **spec_out, delta_done *done, sl_err *err)
 {
     sl_delta d;
     sl_err derr = {0};
+    *done = (delta_done){.result = "malformed"};
     if (sl_delta_decode(b->data, b->len, &d, &derr) != 0) {
         SL_LOG_RATE(ERROR, 1000, "bad_delta", "error=\"%s\"", derr.msg);
         return 1;
@@ -241,6 +286,7 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *min
         return rc;
     }
     if (d.offset_hi <= committed) {
+        done->result = "skipped";
         return 1;
     }
     if (d.offset_lo != committed) {
@@ -251,6 +297,7 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *min
                     "ds=%s partition=%d committed=%lld lo=%lld hi=%lld", ds, d.partition,
                     (long long)committed, (long long)d.offset_lo, (long long)d.offset_hi);
         s->refused++;
+        done->result = "refused";
         return 1;
     }
     sl_rows_iter it;
@@ -261,15 +308,19 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *min
             return rc;
         }
         s->rows++;
+        done->rows++;
         *minb = row.bucket_ms < *minb ? row.bucket_ms : *minb;
         *maxb = row.bucket_ms > *maxb ? row.bucket_ms : *maxb;
     }
     if (rc < 0) {
-        SL_LOG(ERROR, "bad_rows", "ds=%s partition=%d error=\"%s\"", ds, d.partition, derr.msg);
+        SL_LOG_RATE(ERROR, 1000, "bad_rows", "ds=%s partition=%d error=\"%s\"", ds, d.partition,
+                    derr.msg);
     }
     if ((rc = sl_store_set_offset(t, ds, d.partition, d.offset_hi, err)) != 0) {
         return rc;
     }
     *spec_out = spec;
+    *done = (delta_done){
+        .spec = spec, .oldest_ms = d.oldest_appended_ms, .rows = done->rows, .result = "applied"};
     return 0;
 }

@@ -14,6 +14,7 @@
  * storer, or refused), the partition rewinds to the committed offset and re-reads. */
 #include "actor.h"
 #include "log.h"
+#include "metrics.h"
 #include "plog.h"
 #include "rollup.h"
 #include "store.h"
@@ -37,6 +38,7 @@ typedef struct part_state {
     int64_t sent;       /* end of what was sent */
     int64_t committed;  /* last committed offset seen in the store */
     int64_t stalled_since_ms;
+    int64_t oldest_ms; /* appended_ms of the oldest record folded since the last flush */
 } part_state;
 
 typedef struct windower {
@@ -261,17 +263,23 @@ static void fold_record(windower *w, const sl_log_record *r)
         sl_event ev;
         sl_events_iter_init(&it, lp->events.p, lp->events.len);
         int rc;
+        int64_t folded = 0;
         while ((rc = sl_events_next(&it, &ev, &err)) == 1) {
             if (ev.ndims == spec->ndims) {
                 sl_rollup_add(p->rollup, &ev);
-                w->events_in++;
+                folded++;
             }
         }
+        w->events_in += (uint64_t)folded;
+        SL_METRIC_ADD(SL_M_WINDOWER_EVENTS, (double)folded, spec->name);
         if (rc < 0) {
-            SL_LOG(ERROR, "bad_events", "ds=%s partition=%d error=\"%s\"", spec->name,
-                   lp->partition, err.msg);
+            SL_LOG_RATE(ERROR, 1000, "bad_events", "ds=%s partition=%d error=\"%s\"", spec->name,
+                        lp->partition, err.msg);
         }
         p->next = end;
+        if (p->oldest_ms == 0 || r->appended_ms < p->oldest_ms) {
+            p->oldest_ms = r->appended_ms;
+        }
         if (sl_rollup_rows(p->rollup) >= FLUSH_ROWS) {
             flush_part(w, p);
         }
@@ -292,7 +300,9 @@ static void flush_part(windower *w, part_state *p)
         .offset_lo = p->lo,
         .offset_hi = p->next,
         .rows = {w->rows.data != NULL ? w->rows.data : "", w->rows.len},
+        .oldest_appended_ms = p->oldest_ms,
     };
+    p->oldest_ms = 0;
     if (w->nunsent == w->capunsent) {
         int cap = w->capunsent == 0 ? 16 : w->capunsent * 2;
         w->unsent = sl_realloc(w->unsent, (size_t)cap * sizeof(sl_buf));
@@ -305,6 +315,7 @@ static void flush_part(windower *w, part_state *p)
     sl_buf_reset(b);
     sl_delta_encode(b, &d);
     w->deltas_out++;
+    SL_METRIC_ADD(SL_M_WINDOWER_DELTAS, 1);
     p->lo = p->sent = p->next;
     send_unsent(w);
 }
@@ -340,12 +351,24 @@ static bool send_unsent(windower *w)
 
 static void flush_all(windower *w)
 {
+    int64_t t0 = sl_mono_ns();
     if (w->nunsent > 0 && !send_unsent(w)) {
+        SL_METRIC_SET(SL_M_WINDOWER_UNSENT, w->nunsent);
         return;
+    }
+    /* Rows held per datasource, measured before they go out. */
+    for (int d = 0; d < w->cfg->ndatasources; d++) {
+        size_t rows = 0;
+        for (int i = w->base[d]; i < w->base[d] + w->cfg->datasources[d]->partitions; i++) {
+            rows += w->parts[i].owned ? sl_rollup_rows(w->parts[i].rollup) : 0;
+        }
+        SL_METRIC_SET(SL_M_WINDOWER_OPEN_ROWS, (double)rows, w->cfg->datasources[d]->name);
     }
     for (int i = 0; i < w->nslots; i++) {
         flush_part(w, &w->parts[i]);
     }
+    SL_METRIC_SET(SL_M_WINDOWER_UNSENT, w->nunsent);
+    SL_METRIC_OBSERVE(SL_M_WINDOWER_FLUSH_SECONDS, (double)(sl_mono_ns() - t0) / 1e9);
 }
 
 /* Compares what was sent with what the storer committed; a partition that stays
@@ -381,6 +404,8 @@ static void check_committed(windower *w)
         p->stalled_since_ms = now;
         rewind = true;
         w->rewinds++;
+        p->oldest_ms = 0;
+        SL_METRIC_ADD(SL_M_WINDOWER_REWINDS, 1);
     }
     sl_store_read_end(r);
     if (rewind) {

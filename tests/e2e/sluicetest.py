@@ -41,7 +41,7 @@ SLUICE = os.path.join(ROOT, "sluice")
 # A sanitizer report's first line (ASan, LSan, UBSan's "file:line:col: runtime error:").
 SANITIZER_MARK = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|"
                             r"^\S+:\d+:\d+: runtime error: |UndefinedBehaviorSanitizer")
-ACTORS = ["gateway", "ingest", "partitioner", "windower", "storer", "query"]
+ACTORS = ["gateway", "ingest", "partitioner", "windower", "storer", "query", "alerter"]
 DATASOURCE = "page_events"
 
 

@@ -1,0 +1,1 @@
+SELECT HOP_START(__time, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE), country, SUM(latency_ms), MIN(latency_ms), MAX(latency_ms) FROM page_events GROUP BY HOP(__time, INTERVAL '1' MINUTE, INTERVAL '5' MINUTE), country

@@ -1,0 +1,1 @@
+SELECT TIME_FLOOR(__time, 'PT5M') AS t, page, COUNT(*) AS n FROM page_events WHERE country IN ('US', 'DE') AND page LIKE '/blog%' GROUP BY 1, 2 HAVING COUNT(*) > 3 ORDER BY n DESC LIMIT 10 OFFSET 2

@@ -1,0 +1,1 @@
+SELECT FLOOR(__time TO HOUR), DATE_TRUNC('day', event_time), AVG(latency_ms) FROM page_events WHERE __time >= CURRENT_TIMESTAMP - INTERVAL '1' HOUR GROUP BY 1, 2

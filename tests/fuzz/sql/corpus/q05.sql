@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM page_events WHERE NOT (device = 'mobile' OR device IS NULL) AND country NOT IN ('FR', NULL) AND page BETWEEN '/a' AND '/z'

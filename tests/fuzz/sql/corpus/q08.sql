@@ -1,0 +1,1 @@
+SELECT COUNT(DISTINCT user_id), APPROX_COUNT_DISTINCT(page), APPROX_QUANTILE(latency_ms, 0.95) FROM page_events

@@ -1,0 +1,1 @@
+SELECT country, COUNT(*) FROM page_events WHERE country = ? GROUP BY country LIMIT ?

@@ -1,0 +1,1 @@
+EXPLAIN PLAN FOR SELECT DISTINCT device FROM druid."page_events" p WHERE p.page <> '' /* c */ -- x

@@ -1,0 +1,1 @@
+SELECT CAST(COUNT(*) AS DOUBLE) / 7 + 1, 'a' || 'b', -(2 * 3) % 4, MIN(__time), MAX(__time) FROM page_events

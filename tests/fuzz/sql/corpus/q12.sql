@@ -1,0 +1,1 @@
+SELECT page FROM page_events WHERE page LIKE '%!_%' ESCAPE '!' AND NOT country < 'M'
