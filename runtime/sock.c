@@ -24,6 +24,7 @@ struct sl_sock {
     /* Ids of the pipes counted in peers: NNG can report a pipe's removal without
      * having reported it added (a pipe that died during its handshake). */
     nng_mtx *mtx;
+    nng_cv *peer_cv; /* signalled under mtx when a pipe is added */
     uint32_t *pipes;
     int npipes, cappipes;
 };
@@ -84,6 +85,7 @@ static void pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
         }
         s->pipes[s->npipes++] = id;
         atomic_store(&s->peers, s->npipes);
+        nng_cv_wake(s->peer_cv);
     } else if (ev == NNG_PIPE_EV_REM_POST && at >= 0) {
         s->pipes[at] = s->pipes[--s->npipes];
         atomic_store(&s->peers, s->npipes);
@@ -140,6 +142,12 @@ int sl_sock_open(sl_sock **out, sl_sock_kind kind, sl_err *err)
         free(s);
         return conv(rv, err, "alloc mutex");
     }
+    if ((rv = nng_cv_alloc(&s->peer_cv, s->mtx)) != 0) {
+        nng_mtx_free(s->mtx);
+        nng_close(s->s);
+        free(s);
+        return conv(rv, err, "alloc condition variable");
+    }
     nng_pipe_notify(s->s, NNG_PIPE_EV_ADD_POST, pipe_added, s);
     nng_pipe_notify(s->s, NNG_PIPE_EV_REM_POST, pipe_added, s);
     /* Reconnect quickly: actors restart in well under a second. */
@@ -157,6 +165,7 @@ void sl_sock_close(sl_sock *s)
         return;
     }
     nng_close(s->s);
+    nng_cv_free(s->peer_cv);
     nng_mtx_free(s->mtx);
     free(s->pipes);
     free(s);
@@ -257,6 +266,22 @@ int sl_sock_recv(sl_sock *s, sl_msg **out, bool nonblock, sl_err *err)
     return 0;
 }
 
+/* Waits up to min(timeout_ms, SL_SOCK_PEER_WAIT_MS) for a peer to connect. A peer that
+ * is restarting, or that started a moment after us (NNG re-dials every 20..500 ms),
+ * is then waited for instead of failing the request; one that stays away still fails
+ * fast enough for a caller to answer "unavailable, retry". */
+static bool wait_for_peer(sl_sock *s, int timeout_ms)
+{
+    int wait_ms = timeout_ms < SL_SOCK_PEER_WAIT_MS ? timeout_ms : SL_SOCK_PEER_WAIT_MS;
+    nng_time until = nng_clock() + (nng_time)(wait_ms > 0 ? wait_ms : 0);
+    nng_mtx_lock(s->mtx);
+    while (s->npipes == 0 && nng_cv_until(s->peer_cv, until) != NNG_ETIMEDOUT) {
+    }
+    bool ok = s->npipes > 0;
+    nng_mtx_unlock(s->mtx);
+    return ok;
+}
+
 int sl_sock_request(sl_sock *s, const void *data, size_t len, int timeout_ms, sl_msg **out,
                     sl_err *err)
 {
@@ -264,7 +289,7 @@ int sl_sock_request(sl_sock *s, const void *data, size_t len, int timeout_ms, sl
     nng_aio *aio = NULL;
     nng_msg *m = NULL;
     int rc;
-    if (atomic_load(&s->peers) == 0) {
+    if (atomic_load(&s->peers) == 0 && !wait_for_peer(s, timeout_ms)) {
         return sl_err_set(err, SL_EUNAVAIL, "no peer connected");
     }
     int rv = nng_ctx_open(&ctx, s->s);

@@ -46,9 +46,12 @@ int sl_sock_send(sl_sock *s, const void *data, size_t len, bool nonblock, sl_err
 /* Receives one message into *out (caller frees). nonblock: SL_EBUSY when none. */
 int sl_sock_recv(sl_sock *s, sl_msg **out, bool nonblock, sl_err *err);
 
+/* How long a request waits for a peer when none is connected (bounded by its timeout). */
+#define SL_SOCK_PEER_WAIT_MS 1000
+
 /* For REQ sockets, thread-safe: sends a request on its own context and waits up to
  * timeout_ms for the reply (*out, caller frees). SL_ETIMEDOUT when no reply came,
- * SL_EUNAVAIL when no peer was connected to take the request. */
+ * SL_EUNAVAIL when no peer connected within min(timeout_ms, SL_SOCK_PEER_WAIT_MS). */
 int sl_sock_request(sl_sock *s, const void *data, size_t len, int timeout_ms, sl_msg **out,
                     sl_err *err);
 
