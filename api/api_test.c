@@ -1,19 +1,19 @@
-/* Tests for the gateway endpoints (events.c, query.c, health.c, body.c) through a
- * real HTTP server, with fake ingest / query / control peers on NNG sockets that
- * record each request and answer with a reply set by the test. */
+/* Tests for the gateway endpoints (events.c, query.c, sql.c, druid.c, health.c, body.c)
+ * through a real HTTP server, with fake ingest / query / control peers on NNG sockets
+ * that record each request and answer with a reply set by the test. */
 #include "sl_test.h"
 
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "api.h"
 #include "clock.h"
 #include "http.h"
 #include "msg.h"
 #include "sock.h"
+#include "testgzip.h"
 #include "testhttp.h"
 
 /* ---- a fake REP peer ---------------------------------------------------------------- */
@@ -213,23 +213,6 @@ static void with_query(fixture *f)
 {
     f->query = fake_start(f->query_url, true);
     wait_peer(f->api.query);
-}
-
-static size_t gz(const void *in, size_t n, unsigned char **out)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    size_t cap = deflateBound(&zs, (uLong)n) + 64;
-    *out = malloc(cap);
-    zs.next_in = (Bytef *)in;
-    zs.avail_in = (uInt)n;
-    zs.next_out = *out;
-    zs.avail_out = (uInt)cap;
-    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-    size_t len = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return len;
 }
 
 /* The last INGEST_REQ the fake received: checks its datasource and body. */
@@ -585,6 +568,59 @@ static void test_query_unavailable_and_timeout(void **state)
     th_reply_fini(&r);
 }
 
+/* The forwarding that /v1/query and /v1/sql share: a malformed reply or an impossible
+ * status is a 502 in Druid's shape on both; SQL adds the result format's content type
+ * to a 200 and Retry-After to a 429. */
+static void test_query_bad_reply_and_sql(void **state)
+{
+    fixture *f = *state;
+    th_reply r;
+    char h[128];
+    const char *sql = "{\"query\":\"SELECT 1\",\"resultFormat\":\"csv\"}";
+    const char *json = "Content-Type: application/json\r\n";
+
+    with_query(f);
+    pthread_mutex_lock(&f->query->mu);
+    sl_buf_reset(&f->query->reply);
+    sl_buf_append(&f->query->reply, "\xc1", 1); /* never valid msgpack */
+    pthread_mutex_unlock(&f->query->mu);
+    assert_int_equal(th_post(f->port, "/v1/query", json, "{}", 2, &r), 0);
+    assert_int_equal(r.status, 502);
+    assert_non_null(strstr(r.body, "{\"error\":\"Unknown exception\",\"errorMessage\":\"bad reply "
+                                   "from query: "));
+    assert_non_null(strstr(r.body, "\"errorClass\":\"sluice.BadReply\",\"host\":null}"));
+    th_reply_fini(&r);
+    assert_int_equal(th_post(f->port, "/v1/sql", json, sql, strlen(sql), &r), 0);
+    assert_int_equal(r.status, 502);
+    assert_non_null(strstr(r.body, "\"errorMessage\":\"bad reply from query: "));
+    assert_non_null(th_header(&r, "X-Druid-SQL-Query-Id", h, sizeof(h)));
+    th_reply_fini(&r);
+    assert_queried(f->query, SL_QUERY_SQL, sql);
+
+    fake_query_reply(f->query, 700, "[]");
+    assert_int_equal(th_post(f->port, "/v1/query", json, "{}", 2, &r), 0);
+    assert_int_equal(r.status, 502);
+    assert_non_null(strstr(r.body, "\"errorMessage\":\"bad reply from query: "));
+    assert_non_null(strstr(r.body, "status"));
+    th_reply_fini(&r);
+
+    fake_query_reply(f->query, 200, "a\n1\n");
+    assert_int_equal(th_post(f->port, "/v1/sql", json, sql, strlen(sql), &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "a\n1\n");
+    assert_string_equal(th_header(&r, "Content-Type", h, sizeof(h)), "text/csv");
+    th_reply_fini(&r);
+
+    fake_query_reply(f->query, 429, "{\"error\":\"busy\"}");
+    assert_int_equal(th_post(f->port, "/v1/sql", json, sql, strlen(sql), &r), 0);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(r.body, "{\"error\":\"busy\"}");
+    assert_string_equal(th_header(&r, "Retry-After", h, sizeof(h)), "1");
+    assert_string_equal(th_header(&r, "Content-Type", h, sizeof(h)), "application/json");
+    th_reply_fini(&r);
+    assert_int_equal(fake_count(f->query), 5);
+}
+
 /* ---- /healthz -------------------------------------------------------------------------- */
 
 /* A fake control socket answering PING with a PONG for actor.instance. */
@@ -690,6 +726,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_query_verbatim, setup, teardown),
     cmocka_unit_test_setup_teardown(test_datasources, setup, teardown),
     cmocka_unit_test_setup_teardown(test_query_unavailable_and_timeout, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_query_bad_reply_and_sql, setup, teardown),
     cmocka_unit_test_setup_teardown(test_healthz, setup, teardown),
 };
 

@@ -3,27 +3,9 @@
 #include "sl_test.h"
 
 #include <string.h>
-#include <zlib.h>
 
 #include "gzip.h"
-
-/* gzip-compresses in[0..n) with zlib (gzip wrapper) into *out (malloc'd). */
-static size_t gz(const void *in, size_t n, unsigned char **out)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    size_t cap = deflateBound(&zs, (uLong)n) + 64;
-    *out = malloc(cap);
-    zs.next_in = (Bytef *)in;
-    zs.avail_in = (uInt)n;
-    zs.next_out = *out;
-    zs.avail_out = (uInt)cap;
-    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-    size_t len = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return len;
-}
+#include "testgzip.h"
 
 /* Deterministic, poorly compressible bytes spanning many inflate chunks. */
 static unsigned char *noise(size_t n)

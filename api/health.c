@@ -4,34 +4,26 @@
  * 503 with "status":"degraded" and the same list, where each instance that did not
  * answer has "up":false and an "error" saying why.
  *
- * One REQ socket per instance is dialed at startup and reused: NNG re-dials by itself
- * when an actor restarts, and sl_sock_request is safe to call from several HTTP
- * threads at once. */
-#include <pthread.h>
+ * The sockets are dialed at startup and reused, and the pings go out all at once
+ * (control.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "clock.h"
+#include "control.h"
 #include "json.h"
 #include "msg.h"
 
-typedef struct target {
-    sl_actor_kind kind;
-    int instance;
-    sl_sock *sock;
-} target;
-
 struct sl_health {
-    int n;
-    target *targets;
+    sl_control ctl;
     int timeout_ms;
 };
 
 /* One ping of one /healthz request. */
 typedef struct probe {
-    const target *t;
+    const sl_control_target *t;
     int timeout_ms;
     bool up;
     int pid;
@@ -42,42 +34,14 @@ typedef struct probe {
 int sl_health_new(const sl_config *cfg, int timeout_ms, sl_health **out, sl_err *err)
 {
     sl_health *h = sl_calloc(1, sizeof(*h));
-    char addr[512];
-    int rc = 0;
-    int total = 0;
-
-    for (int k = 0; k < SL_ACTOR_COUNT; k++) {
-        total += cfg->processes[k];
+    int rc = sl_control_init(&h->ctl, cfg, -1, "healthz", err);
+    if (rc < 0) {
+        free(h);
+        return rc;
     }
-    h->targets = sl_calloc((size_t)(total > 0 ? total : 1), sizeof(target));
     h->timeout_ms = timeout_ms;
-    for (int k = 0; k < SL_ACTOR_COUNT; k++) {
-        for (int i = 0; i < cfg->processes[k]; i++) {
-            target *t = &h->targets[h->n];
-            t->kind = (sl_actor_kind)k;
-            t->instance = i;
-            rc = sl_config_addr(cfg, SL_ADDR_CONTROL, sl_actor_names[k], i, addr, sizeof(addr));
-            if (rc < 0) {
-                rc = sl_err_set(err, rc, "healthz: cannot expand the control address of %s.%d",
-                                sl_actor_names[k], i);
-                goto out;
-            }
-            rc = sl_sock_open(&t->sock, SL_SOCK_REQ, err);
-            if (rc < 0) {
-                goto out;
-            }
-            h->n++;
-            rc = sl_sock_dial(t->sock, addr, err);
-            if (rc < 0) {
-                goto out;
-            }
-        }
-    }
     *out = h;
-    h = NULL;
-out:
-    sl_health_free(h);
-    return rc;
+    return 0;
 }
 
 void sl_health_free(sl_health *h)
@@ -85,17 +49,14 @@ void sl_health_free(sl_health *h)
     if (h == NULL) {
         return;
     }
-    for (int i = 0; i < h->n; i++) {
-        sl_sock_close(h->targets[i].sock);
-    }
-    free(h->targets);
+    sl_control_fini(&h->ctl);
     free(h);
 }
 
 static void *probe_run(void *arg)
 {
     probe *p = arg;
-    const target *t = p->t;
+    const sl_control_target *t = p->t;
     const char *name = sl_actor_names[t->kind];
     sl_buf req;
     sl_msg *reply = NULL;
@@ -131,29 +92,20 @@ void sl_api_healthz_get(void *state, sl_http_req *req, sl_http_resp *resp)
 {
     const sl_api *api = state;
     const sl_health *h = api->health;
-    probe *probes = sl_calloc((size_t)(h->n > 0 ? h->n : 1), sizeof(probe));
-    pthread_t *threads = sl_calloc((size_t)(h->n > 0 ? h->n : 1), sizeof(pthread_t));
-    bool *started = sl_calloc((size_t)(h->n > 0 ? h->n : 1), sizeof(bool));
+    int n = h->ctl.n;
+    probe *probes = sl_calloc((size_t)(n > 0 ? n : 1), sizeof(probe));
     bool all_up = true;
 
-    for (int i = 0; i < h->n; i++) {
-        probes[i].t = &h->targets[i];
+    for (int i = 0; i < n; i++) {
+        probes[i].t = &h->ctl.targets[i];
         probes[i].timeout_ms = h->timeout_ms;
-        started[i] = pthread_create(&threads[i], NULL, probe_run, &probes[i]) == 0;
-        if (!started[i]) {
-            probe_run(&probes[i]); /* no thread to spare: ping inline */
-        }
     }
-    for (int i = 0; i < h->n; i++) {
-        if (started[i]) {
-            pthread_join(threads[i], NULL);
-        }
-    }
+    sl_control_fanout(probes, n, sizeof(probe), probe_run);
     int64_t now = sl_now_ms();
     /* The status word depends on every probe: the list is written first. */
     sl_buf list;
     sl_buf_init(&list);
-    for (int i = 0; i < h->n; i++) {
+    for (int i = 0; i < n; i++) {
         const probe *p = &probes[i];
         sl_json_raw(&list, "%s{\"actor\":\"%s\",\"instance\":%d,\"up\":%s", i > 0 ? "," : "",
                     sl_actor_names[p->t->kind], p->t->instance, p->up ? "true" : "false");
@@ -176,7 +128,5 @@ void sl_api_healthz_get(void *state, sl_http_req *req, sl_http_resp *resp)
     sl_json_raw(&resp->body, "]}");
     resp->status = all_up ? 200 : 503;
     sl_buf_fini(&list);
-    free(started);
-    free(threads);
     free(probes);
 }

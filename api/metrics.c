@@ -10,33 +10,26 @@
  * has one HELP/TYPE block followed by the samples of every instance, as the format
  * requires. An instance that does not answer is simply absent (and up 0): a scrape
  * never fails because one actor is down. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "clock.h"
+#include "control.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
 
-typedef struct target {
-    sl_actor_kind kind;
-    int instance;
-    sl_sock *sock;
-} target;
-
 struct sl_scrape {
     const sl_config *cfg;
-    int n;
-    target *targets;
+    sl_control ctl; /* every instance but the gateway */
     int timeout_ms;
 };
 
 /* One instance's answer to one scrape. */
 typedef struct probe {
-    const target *t;
+    const sl_control_target *t;
     int timeout_ms;
     bool up;
     sl_buf text;
@@ -45,44 +38,16 @@ typedef struct probe {
 int sl_scrape_new(const sl_config *cfg, int timeout_ms, sl_scrape **out, sl_err *err)
 {
     sl_scrape *s = sl_calloc(1, sizeof(*s));
-    char addr[512];
-    int rc = 0;
-    int total = 0;
-
+    /* The gateway is this process: its metrics are rendered in place. */
+    int rc = sl_control_init(&s->ctl, cfg, SL_ACTOR_GATEWAY, "metrics", err);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
     s->cfg = cfg;
     s->timeout_ms = timeout_ms;
-    for (int k = 0; k < SL_ACTOR_COUNT; k++) {
-        total += cfg->processes[k];
-    }
-    s->targets = sl_calloc((size_t)(total > 0 ? total : 1), sizeof(target));
-    for (int k = 0; k < SL_ACTOR_COUNT; k++) {
-        if (k == SL_ACTOR_GATEWAY) {
-            continue; /* this process: rendered in place */
-        }
-        for (int i = 0; i < cfg->processes[k]; i++) {
-            target *t = &s->targets[s->n];
-            t->kind = (sl_actor_kind)k;
-            t->instance = i;
-            rc = sl_config_addr(cfg, SL_ADDR_CONTROL, sl_actor_names[k], i, addr, sizeof(addr));
-            if (rc < 0) {
-                rc = sl_err_set(err, rc, "metrics: cannot expand the control address of %s.%d",
-                                sl_actor_names[k], i);
-                goto out;
-            }
-            if ((rc = sl_sock_open(&t->sock, SL_SOCK_REQ, err)) < 0) {
-                goto out;
-            }
-            s->n++;
-            if ((rc = sl_sock_dial(t->sock, addr, err)) < 0) {
-                goto out;
-            }
-        }
-    }
     *out = s;
-    s = NULL;
-out:
-    sl_scrape_free(s);
-    return rc;
+    return 0;
 }
 
 void sl_scrape_free(sl_scrape *s)
@@ -90,10 +55,7 @@ void sl_scrape_free(sl_scrape *s)
     if (s == NULL) {
         return;
     }
-    for (int i = 0; i < s->n; i++) {
-        sl_sock_close(s->targets[i].sock);
-    }
-    free(s->targets);
+    sl_control_fini(&s->ctl);
     free(s);
 }
 
@@ -233,25 +195,15 @@ void sl_api_metrics_get(void *state, sl_http_req *req, sl_http_resp *resp)
 {
     const sl_api *api = state;
     const sl_scrape *s = api->scrape;
-    int n = s->n;
+    int n = s->ctl.n;
     probe *probes = sl_calloc((size_t)(n > 0 ? n : 1), sizeof(probe));
-    pthread_t *threads = sl_calloc((size_t)(n > 0 ? n : 1), sizeof(pthread_t));
-    bool *started = sl_calloc((size_t)(n > 0 ? n : 1), sizeof(bool));
 
     for (int i = 0; i < n; i++) {
-        probes[i].t = &s->targets[i];
+        probes[i].t = &s->ctl.targets[i];
         probes[i].timeout_ms = s->timeout_ms;
         sl_buf_init(&probes[i].text);
-        started[i] = pthread_create(&threads[i], NULL, probe_run, &probes[i]) == 0;
-        if (!started[i]) {
-            probe_run(&probes[i]); /* no thread to spare: ask inline */
-        }
     }
-    for (int i = 0; i < n; i++) {
-        if (started[i]) {
-            pthread_join(threads[i], NULL);
-        }
-    }
+    sl_control_fanout(probes, n, sizeof(probe), probe_run);
     /* The instance-wide metrics, kept in this process's registry. */
     for (int k = 0; k < SL_ACTOR_COUNT; k++) {
         for (int i = 0; i < s->cfg->processes[k]; i++) {
@@ -290,7 +242,5 @@ void sl_api_metrics_get(void *state, sl_http_req *req, sl_http_resp *resp)
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     sl_buf_fini(&own);
-    free(started);
-    free(threads);
     free(probes);
 }

@@ -27,6 +27,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "api.h"
+#include "druid.h"
 #include "json.h"
 #include "log.h"
 #include "msg.h"
@@ -39,21 +40,6 @@
 #define SL_API_SQL_SLOTS(threads) ((threads) > 1 ? (threads)-1 : 1)
 
 static atomic_int sql_in_flight;
-
-static void druid_error(sl_http_resp *resp, int status, const char *error, const char *klass,
-                        const char *message)
-{
-    resp->status = status;
-    resp->content_type = NULL;
-    sl_buf_reset(&resp->body);
-    sl_json_raw(&resp->body, "{\"error\":");
-    sl_json_strz(&resp->body, error);
-    sl_json_raw(&resp->body, ",\"errorMessage\":");
-    sl_json_strz(&resp->body, message);
-    sl_json_raw(&resp->body, ",\"errorClass\":");
-    sl_json_strz(&resp->body, klass);
-    sl_json_raw(&resp->body, ",\"host\":null}");
-}
 
 /* The content type of a result format (names compared as Druid does, ignoring case). */
 static const char *format_type(const char *fmt)
@@ -144,51 +130,15 @@ static bool form_decode(const char *s, size_t n, sl_buf *out)
 static void forward_sql(const sl_api *api, const char *body, size_t len, const char *fmt,
                         sl_http_resp *resp)
 {
-    sl_buf msg;
-    sl_msg *reply = NULL;
-    sl_query_rep rep;
     sl_err err;
-    char text[600];
-
-    sl_buf_init(&msg);
-    sl_query_req m = {.kind = SL_QUERY_SQL, .body = {body, len}};
-    sl_query_req_encode(&msg, &m);
-    int rc = sl_sock_request(api->query, msg.data, msg.len, api->timeout_ms, &reply, &err);
-    if (rc == SL_ETIMEDOUT) {
-        snprintf(text, sizeof(text), "Query did not finish within %d ms", api->timeout_ms);
-        druid_error(resp, 504, "Query timeout", "org.apache.druid.query.QueryTimeoutException",
-                    text);
-        goto out;
-    }
-    if (rc < 0) {
-        snprintf(text, sizeof(text), "%s",
-                 rc == SL_EUNAVAIL ? "no query process is connected" : err.msg);
-        druid_error(resp, 503, "Query unavailable", "sluice.QueryUnavailable", text);
-        sl_http_resp_header(resp, "Retry-After", "1");
-        goto out;
-    }
-    rc = sl_query_rep_decode(sl_msg_data(reply), sl_msg_len(reply), &rep, &err);
-    if (rc == 0 && (rep.http_status < 100 || rep.http_status > 599)) {
-        rc = sl_err_set(&err, SL_ECODEC, "query replied with HTTP status %d", rep.http_status);
-    }
-    if (rc < 0) {
+    int rc = sl_api_druid_forward(api, SL_QUERY_SQL, body, len, resp, &err);
+    if (rc == SL_ECODEC) {
         SL_LOG_RATE(ERROR, 1000, "sql_bad_reply", "error=\"%s\"", err.msg);
-        snprintf(text, sizeof(text), "bad reply from query: %s", err.msg);
-        druid_error(resp, 502, "Unknown exception", "sluice.BadReply", text);
-        goto out;
-    }
-    resp->status = rep.http_status;
-    resp->content_type = rep.http_status == 200 ? format_type(fmt) : NULL;
-    sl_buf_reset(&resp->body);
-    if (rep.body.len > 0) {
-        sl_buf_append(&resp->body, rep.body.p, rep.body.len);
-    }
-    if (rep.http_status == 429) {
+    } else if (rc == 200) {
+        resp->content_type = format_type(fmt);
+    } else if (rc == 429) {
         sl_http_resp_header(resp, "Retry-After", "1");
     }
-out:
-    sl_msg_free(reply);
-    sl_buf_fini(&msg);
 }
 
 void sl_api_sql_check(void *state, sl_http_req *req, sl_http_resp *resp)
@@ -236,8 +186,8 @@ void sl_api_sql_post(void *state, sl_http_req *req, sl_http_resp *resp)
                strcmp(media, "application/x-www-form-urlencoded") == 0) {
         if (media[0] == 'a') {
             if (!form_decode(body, len, &decoded)) {
-                druid_error(resp, 400, "Malformed query", "sluice.SqlRequestException",
-                            "the form-encoded body has a broken %-escape");
+                sl_api_druid_error(resp, 400, "Malformed query", "sluice.SqlRequestException",
+                                   "the form-encoded body has a broken %-escape");
                 goto out;
             }
             body = decoded.data != NULL ? decoded.data : "";
@@ -261,8 +211,8 @@ void sl_api_sql_post(void *state, sl_http_req *req, sl_http_resp *resp)
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "Too many concurrent SQL queries (at most %d at once); retry later", limit);
-        druid_error(resp, 429, "Query capacity exceeded",
-                    "org.apache.druid.query.QueryCapacityExceededException", msg);
+        sl_api_druid_error(resp, 429, "Query capacity exceeded",
+                           "org.apache.druid.query.QueryCapacityExceededException", msg);
         sl_http_resp_header(resp, "Retry-After", "1");
         goto out;
     }

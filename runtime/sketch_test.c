@@ -147,58 +147,152 @@ static uint64_t zz(int64_t v)
     return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
+/* One sketch type's entry points behind one signature, so that the checks of the byte
+ * format (rejections, prefixes, mutations) are written once for HLL and DDSketch. */
+typedef struct codec {
+    /* the decoder; *out is passed through, so a sentinel shows whether it was cleared */
+    int (*decode)(const void *data, size_t len, void **out, sl_err *err);
+    void (*bytes)(const void *sketch, sl_buf *out);
+    int (*merge_bytes)(void *dst, const void *data, size_t len);
+    void *(*sample)(void); /* a small non-empty sketch */
+    void (*release)(void *sketch);
+} codec;
+
+static int hll_decode(const void *data, size_t len, void **out, sl_err *err)
+{
+    sl_hll *h = *out;
+    int rc = sl_hll_deserialize(data, len, &h, err);
+    *out = h;
+    return rc;
+}
+
+static void hll_bytes_any(const void *h, sl_buf *out)
+{
+    hll_bytes(h, out);
+}
+
+static int hll_merge_any(void *dst, const void *data, size_t len)
+{
+    return sl_hll_merge_bytes(dst, data, len, NULL);
+}
+
+static void *hll_sample(void)
+{
+    sl_hll *h = sl_hll_new();
+    for (int i = 0; i < 5; i++) {
+        add_user(h, (uint64_t)i);
+    }
+    return h;
+}
+
+static void hll_release(void *h)
+{
+    sl_hll_free(h);
+}
+
+static const codec hll_codec = {hll_decode, hll_bytes_any, hll_merge_any, hll_sample, hll_release};
+
+static int dds_decode(const void *data, size_t len, void **out, sl_err *err)
+{
+    sl_dds *s = *out;
+    int rc = sl_dds_deserialize(data, len, &s, err);
+    *out = s;
+    return rc;
+}
+
+static void dds_bytes_any(const void *s, sl_buf *out)
+{
+    dds_bytes(s, out);
+}
+
+static int dds_merge_any(void *dst, const void *data, size_t len)
+{
+    return sl_dds_merge_bytes(dst, data, len, NULL);
+}
+
+static void *dds_sample(void)
+{
+    sl_dds *s = sl_dds_new();
+    assert_int_equal(sl_dds_add(s, 3.0, NULL), 0);
+    assert_int_equal(sl_dds_add(s, 0.0, NULL), 0);
+    return s;
+}
+
+static void dds_release(void *s)
+{
+    sl_dds_free(s);
+}
+
+static const codec dds_codec = {dds_decode, dds_bytes_any, dds_merge_any, dds_sample, dds_release};
+
 /* Expects SL_ECODEC with msg_part in the message, from both decoders' entry points, and
  * checks that a failed merge leaves the destination's bytes unchanged. */
-static void expect_hll_reject(const void *data, size_t len, const char *msg_part)
+static void expect_reject(const codec *c, const void *data, size_t len, const char *msg_part)
 {
     sl_err err = {0};
-    sl_hll *out = (sl_hll *)1;
-    assert_int_equal(sl_hll_deserialize(data, len, &out, &err), SL_ECODEC);
+    void *out = (void *)1;
+    assert_int_equal(c->decode(data, len, &out, &err), SL_ECODEC);
     assert_null(out);
     assert_int_equal(err.code, SL_ECODEC);
     if (msg_part != NULL && strstr(err.msg, msg_part) == NULL) {
         fail_msg("message \"%s\" lacks \"%s\"", err.msg, msg_part);
     }
-    sl_hll *dst = sl_hll_new();
-    for (int i = 0; i < 5; i++) {
-        add_user(dst, (uint64_t)i);
-    }
+    void *dst = c->sample();
     sl_buf before;
     sl_buf after;
     sl_buf_init(&before);
     sl_buf_init(&after);
-    hll_bytes(dst, &before);
-    assert_int_equal(sl_hll_merge_bytes(dst, data, len, NULL), SL_ECODEC);
-    hll_bytes(dst, &after);
+    c->bytes(dst, &before);
+    assert_int_equal(c->merge_bytes(dst, data, len), SL_ECODEC);
+    c->bytes(dst, &after);
     assert_same_bytes(&before, &after, "dst after a rejected merge");
     sl_buf_fini(&before);
     sl_buf_fini(&after);
-    sl_hll_free(dst);
+    c->release(dst);
+}
+
+static void expect_hll_reject(const void *data, size_t len, const char *msg_part)
+{
+    expect_reject(&hll_codec, data, len, msg_part);
 }
 
 static void expect_dds_reject(const void *data, size_t len, const char *msg_part)
 {
-    sl_err err = {0};
-    sl_dds *out = (sl_dds *)1;
-    assert_int_equal(sl_dds_deserialize(data, len, &out, &err), SL_ECODEC);
-    assert_null(out);
-    if (msg_part != NULL && strstr(err.msg, msg_part) == NULL) {
-        fail_msg("message \"%s\" lacks \"%s\"", err.msg, msg_part);
+    expect_reject(&dds_codec, data, len, msg_part);
+}
+
+/* Every strict prefix of the valid blob b (every step-th length) is rejected; each of
+ * `mutations` random byte changes is either rejected or decodes to a sketch that
+ * serializes back to exactly the changed bytes. b is restored; the outcomes are added
+ * to *accepted and *rejected. */
+static void check_prefixes_and_mutations(const codec *c, sl_buf *b, size_t step, int mutations,
+                                         uint64_t *rng, int *accepted, int *rejected)
+{
+    sl_buf again;
+    sl_buf_init(&again);
+    for (size_t len = 0; len < b->len; len += step) {
+        void *out = NULL;
+        assert_int_equal(c->decode(b->data, len, &out, NULL), SL_ECODEC);
     }
-    sl_dds *dst = sl_dds_new();
-    assert_int_equal(sl_dds_add(dst, 3.0, NULL), 0);
-    assert_int_equal(sl_dds_add(dst, 0.0, NULL), 0);
-    sl_buf before;
-    sl_buf after;
-    sl_buf_init(&before);
-    sl_buf_init(&after);
-    dds_bytes(dst, &before);
-    assert_int_equal(sl_dds_merge_bytes(dst, data, len, NULL), SL_ECODEC);
-    dds_bytes(dst, &after);
-    assert_same_bytes(&before, &after, "dst after a rejected merge");
-    sl_buf_fini(&before);
-    sl_buf_fini(&after);
-    sl_dds_free(dst);
+    for (int m = 0; m < mutations; m++) {
+        size_t at = (size_t)(rng_next(rng) % b->len);
+        char saved = b->data[at];
+        b->data[at] = (char)(saved ^ (char)(1 + rng_next(rng) % 255));
+        void *out = NULL;
+        int rc = c->decode(b->data, b->len, &out, NULL);
+        if (rc == 0) {
+            c->bytes(out, &again);
+            assert_int_equal(again.len, b->len);
+            assert_memory_equal(again.data, b->data, b->len);
+            c->release(out);
+            (*accepted)++;
+        } else {
+            assert_int_equal(rc, SL_ECODEC);
+            (*rejected)++;
+        }
+        b->data[at] = saved;
+    }
+    sl_buf_fini(&again);
 }
 
 /* ---- HyperLogLog ----------------------------------------------------------------- */
@@ -785,9 +879,7 @@ static void hll_prefixes_and_mutations(void **state)
     static const uint64_t ns[] = {1, 3, 50, 1500, 3000};
     uint64_t rng = 77;
     sl_buf b;
-    sl_buf again;
     sl_buf_init(&b);
-    sl_buf_init(&again);
     int accepted = 0;
     int rejected = 0;
     for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
@@ -796,36 +888,14 @@ static void hll_prefixes_and_mutations(void **state)
             add_user(h, v);
         }
         hll_bytes(h, &b);
-        size_t step = b.len > 2000 ? 97 : 1;
-        for (size_t len = 0; len < b.len; len += step) {
-            sl_hll *out = NULL;
-            assert_int_equal(sl_hll_deserialize(b.data, len, &out, NULL), SL_ECODEC);
-        }
-        for (int m = 0; m < 400; m++) {
-            size_t at = (size_t)(rng_next(&rng) % b.len);
-            char saved = b.data[at];
-            b.data[at] = (char)(saved ^ (char)(1 + rng_next(&rng) % 255));
-            sl_hll *out = NULL;
-            int rc = sl_hll_deserialize(b.data, b.len, &out, NULL);
-            if (rc == 0) {
-                hll_bytes(out, &again);
-                assert_int_equal(again.len, b.len);
-                assert_memory_equal(again.data, b.data, b.len);
-                sl_hll_free(out);
-                accepted++;
-            } else {
-                assert_int_equal(rc, SL_ECODEC);
-                rejected++;
-            }
-            b.data[at] = saved;
-        }
+        check_prefixes_and_mutations(&hll_codec, &b, b.len > 2000 ? 97 : 1, 400, &rng, &accepted,
+                                     &rejected);
         sl_hll_free(h);
     }
     print_message("mutations: %d accepted (re-serialize identically), %d rejected\n", accepted,
                   rejected);
     assert_true(accepted > 0 && rejected > 0);
     sl_buf_fini(&b);
-    sl_buf_fini(&again);
 }
 
 static void sketch_type_peek(void **state)
@@ -1331,64 +1401,49 @@ static void dds_rejects_corrupt(void **state)
     static const uint8_t empty_tail[] = {1, SL_SKETCH_DDS, 0, 0};
     expect_dds_reject(empty_tail, 4, "trailing bytes after an empty sketch");
 
-    /* the same single bin written dense: not smaller, so not canonical */
-    dds_header(&x, 2);
-    dds_body(&x, 0, 200ULL << 32, 100.0, 100.0);
-    blob_varint(&x, 1);
-    blob_varint(&x, zz(461));
-    blob_varint(&x, 2);
-    expect_dds_reject(x.b, x.n, "non-canonical bin encoding");
-    /* dense with an empty first bin */
-    dds_header(&x, 2);
-    dds_body(&x, 0, 0, 1.0, 100.0);
-    blob_varint(&x, 3);
-    blob_varint(&x, zz(10));
-    blob_varint(&x, 0);
-    blob_varint(&x, 1);
-    blob_varint(&x, 1);
-    expect_dds_reject(x.b, x.n, "empty bin 10");
-    /* sparse with a stored empty bin */
-    dds_header(&x, 1);
-    dds_body(&x, 0, 0, 1.0, 100.0);
-    blob_varint(&x, 2);
-    blob_varint(&x, zz(10));
-    blob_varint(&x, 0);
-    blob_varint(&x, 0);
-    blob_varint(&x, 3);
-    expect_dds_reject(x.b, x.n, "empty bin 10");
-    /* min negative, -0.0, NaN, min > max */
-    static const double bad_minmax[][2] = {
-        {-1.0, 100.0}, {-0.0, 100.0}, {NAN, 100.0}, {100.0, 1.0}, {1.0, INFINITY}};
-    for (size_t i = 0; i < sizeof(bad_minmax) / sizeof(bad_minmax[0]); i++) {
-        dds_header(&x, 1);
-        dds_body(&x, 0, 0, bad_minmax[i][0], bad_minmax[i][1]);
-        blob_varint(&x, 1);
-        blob_varint(&x, zz(461));
-        blob_varint(&x, 1);
-        expect_dds_reject(x.b, x.n, "bad min/max");
+    /* Sketches with bins, each wrong in one way: header, body, then the bins' varints. */
+    const struct {
+        unsigned repr;
+        uint64_t zeros, sum;
+        double min, max;
+        size_t nv;
+        uint64_t v[5];
+        const char *msg;
+    } bad[] = {
+        /* the same single bin written dense: not smaller, so not canonical */
+        {2, 0, 200ULL << 32, 100.0, 100.0, 3, {1, zz(461), 2}, "non-canonical bin encoding"},
+        /* dense with an empty first bin */
+        {2, 0, 0, 1.0, 100.0, 5, {3, zz(10), 0, 1, 1}, "empty bin 10"},
+        /* sparse with a stored empty bin */
+        {1, 0, 0, 1.0, 100.0, 5, {2, zz(10), 0, 0, 3}, "empty bin 10"},
+        /* min negative, -0.0, NaN, min > max */
+        {1, 0, 0, -1.0, 100.0, 3, {1, zz(461), 1}, "bad min/max"},
+        {1, 0, 0, -0.0, 100.0, 3, {1, zz(461), 1}, "bad min/max"},
+        {1, 0, 0, NAN, 100.0, 3, {1, zz(461), 1}, "bad min/max"},
+        {1, 0, 0, 100.0, 1.0, 3, {1, zz(461), 1}, "bad min/max"},
+        {1, 0, 0, 1.0, INFINITY, 3, {1, zz(461), 1}, "bad min/max"},
+        /* zeros without min = 0; bins without max > 0 */
+        {1, 2, 0, 5.0, 100.0, 3, {1, zz(461), 1}, "disagree"},
+        {1, 2, 0, 0.0, 0.0, 3, {1, zz(461), 1}, "disagree"},
+        /* bins encodings of no value or of one value (those have their own forms) */
+        {1, 0, 0, 0.0, 0.0, 1, {0}, "count below 2"},
+        {1, 1, 0, 0.0, 0.0, 1, {0}, "count below 2"},
+        /* too many bins, a span over 2048 (next index 2048: span 2049), an index out of
+         * range */
+        {1, 0, 0, 1.0, 2.0, 1, {SL_DDS_MAX_BINS + 1}, "exceed the limit 2048"},
+        {1, 0, 0, 1.0, 2.0, 5, {2, zz(0), 1, SL_DDS_MAX_BINS - 1, 1}, "span more than 2048"},
+        {1, 0, 0, 1.0, 2.0, 3, {1, zz(-2000000), 1}, "out of range"},
+        /* counts overflowing 64 bits */
+        {1, 0, 0, 1.0, 2.0, 5, {2, zz(0), UINT64_MAX, 0, 1}, "overflows 64 bits"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dds_header(&x, bad[i].repr);
+        dds_body(&x, bad[i].zeros, bad[i].sum, bad[i].min, bad[i].max);
+        for (size_t k = 0; k < bad[i].nv; k++) {
+            blob_varint(&x, bad[i].v[k]);
+        }
+        expect_dds_reject(x.b, x.n, bad[i].msg);
     }
-    /* zeros without min = 0; bins without max > 0 */
-    dds_header(&x, 1);
-    dds_body(&x, 2, 0, 5.0, 100.0);
-    blob_varint(&x, 1);
-    blob_varint(&x, zz(461));
-    blob_varint(&x, 1);
-    expect_dds_reject(x.b, x.n, "disagree");
-    dds_header(&x, 1);
-    dds_body(&x, 2, 0, 0.0, 0.0);
-    blob_varint(&x, 1);
-    blob_varint(&x, zz(461));
-    blob_varint(&x, 1);
-    expect_dds_reject(x.b, x.n, "disagree");
-    /* bins encodings of no value or of one value (those have their own forms) */
-    dds_header(&x, 1);
-    dds_body(&x, 0, 0, 0.0, 0.0);
-    blob_varint(&x, 0);
-    expect_dds_reject(x.b, x.n, "count below 2");
-    dds_header(&x, 1);
-    dds_body(&x, 1, 0, 0.0, 0.0);
-    blob_varint(&x, 0);
-    expect_dds_reject(x.b, x.n, "count below 2");
     /* the single-value form */
     dds_header(&x, 3);
     blob_double(&x, 100.0);
@@ -1407,34 +1462,6 @@ static void dds_rejects_corrupt(void **state)
         blob_double(&x, bad_single[i]);
         expect_dds_reject(x.b, x.n, "bad single value");
     }
-    /* too many bins, a span over 2048, an index out of range */
-    dds_header(&x, 1);
-    dds_body(&x, 0, 0, 1.0, 2.0);
-    blob_varint(&x, SL_DDS_MAX_BINS + 1);
-    expect_dds_reject(x.b, x.n, "exceed the limit 2048");
-    dds_header(&x, 1);
-    dds_body(&x, 0, 0, 1.0, 2.0);
-    blob_varint(&x, 2);
-    blob_varint(&x, zz(0));
-    blob_varint(&x, 1);
-    blob_varint(&x, SL_DDS_MAX_BINS - 1); /* next index 2048: span 2049 */
-    blob_varint(&x, 1);
-    expect_dds_reject(x.b, x.n, "span more than 2048");
-    dds_header(&x, 1);
-    dds_body(&x, 0, 0, 1.0, 2.0);
-    blob_varint(&x, 1);
-    blob_varint(&x, zz(-2000000));
-    blob_varint(&x, 1);
-    expect_dds_reject(x.b, x.n, "out of range");
-    /* counts overflowing 64 bits */
-    dds_header(&x, 1);
-    dds_body(&x, 0, 0, 1.0, 2.0);
-    blob_varint(&x, 2);
-    blob_varint(&x, zz(0));
-    blob_varint(&x, UINT64_MAX);
-    blob_varint(&x, 0);
-    blob_varint(&x, 1);
-    expect_dds_reject(x.b, x.n, "overflows 64 bits");
     /* a sum varint longer than 128 bits */
     dds_header(&x, 1);
     blob_varint(&x, 0);
@@ -1452,9 +1479,7 @@ static void dds_prefixes_and_mutations(void **state)
     static const size_t ns[] = {1, 5, 300, 20000};
     uint64_t rng = 808;
     sl_buf b;
-    sl_buf again;
     sl_buf_init(&b);
-    sl_buf_init(&again);
     int accepted = 0;
     int rejected = 0;
     for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
@@ -1464,35 +1489,13 @@ static void dds_prefixes_and_mutations(void **state)
             sl_dds_add(s, v, NULL);
         }
         dds_bytes(s, &b);
-        for (size_t len = 0; len < b.len; len++) {
-            sl_dds *out = NULL;
-            assert_int_equal(sl_dds_deserialize(b.data, len, &out, NULL), SL_ECODEC);
-        }
-        for (int m = 0; m < 1000; m++) {
-            size_t at = (size_t)(rng_next(&rng) % b.len);
-            char saved = b.data[at];
-            b.data[at] = (char)(saved ^ (char)(1 + rng_next(&rng) % 255));
-            sl_dds *out = NULL;
-            int rc = sl_dds_deserialize(b.data, b.len, &out, NULL);
-            if (rc == 0) {
-                dds_bytes(out, &again);
-                assert_int_equal(again.len, b.len);
-                assert_memory_equal(again.data, b.data, b.len);
-                sl_dds_free(out);
-                accepted++;
-            } else {
-                assert_int_equal(rc, SL_ECODEC);
-                rejected++;
-            }
-            b.data[at] = saved;
-        }
+        check_prefixes_and_mutations(&dds_codec, &b, 1, 1000, &rng, &accepted, &rejected);
         sl_dds_free(s);
     }
     print_message("mutations: %d accepted (re-serialize identically), %d rejected\n", accepted,
                   rejected);
     assert_true(accepted > 0 && rejected > 0);
     sl_buf_fini(&b);
-    sl_buf_fini(&again);
 }
 
 static const struct CMUnitTest tests[] = {

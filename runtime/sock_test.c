@@ -3,6 +3,7 @@
 #include "sl_test.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ typedef struct server {
     char url[256];
     int delay_ms; /* listen only after this long */
     int served;
+    atomic_int done; /* set by the client once it has the reply */
 } server;
 
 static void sleep_ms(int ms)
@@ -30,7 +32,9 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Listens after delay_ms, answers one request with its body reversed, then closes. */
+/* Listens after delay_ms, answers one request with its body reversed, and closes once
+ * the client has the reply (closing right after the send could reset the connection
+ * before the reply left). */
 static void *serve_one(void *arg)
 {
     server *sv = arg;
@@ -51,6 +55,9 @@ static void *serve_one(void *arg)
     }
     if (sl_sock_send(rep, buf, n, false, &err) == 0) {
         sv->served = 1;
+        while (!atomic_load(&sv->done)) {
+            sleep_ms(1);
+        }
     }
 out:
     sl_msg_free(req);
@@ -80,7 +87,9 @@ static void request_waits_for_late_peer(void **state)
     assert_int_equal(pthread_create(&th, NULL, serve_one, &sv), 0);
     sl_msg *reply = NULL;
     int rc = sl_sock_request(req, "abc", 3, 5000, &reply, &err);
+    atomic_store(&sv.done, 1);
     if (rc != 0) {
+        pthread_join(th, NULL);
         fail_msg("request failed: %s", err.msg);
     }
     assert_int_equal(sl_msg_len(reply), 3);

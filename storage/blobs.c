@@ -2,88 +2,46 @@
  * alerter writes rarely and must not forget a transition it has announced. MDB_NOTLS
  * lets read transactions run on any thread. */
 #include "blobs.h"
+#include "lmdb_env.h"
 
-#include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 struct sl_blobs {
     MDB_env *env;
     MDB_dbi dbi;
 };
 
-static int conv(int rv, sl_err *err, const char *what)
-{
-    if (rv == 0) {
-        return 0;
-    }
-    int code = rv == MDB_NOTFOUND   ? SL_ENOTFOUND
-               : rv == MDB_MAP_FULL ? SL_ENOSPC
-               : rv > 0             ? -rv
-                                    : SL_EIO;
-    return sl_err_set(err, code, "lmdb %s: %s", what, mdb_strerror(rv));
-}
-
 int sl_blobs_open(sl_blobs **out, const char *dir, int64_t max_mb, sl_err *err)
 {
     sl_blobs *b = sl_calloc(1, sizeof(*b));
-    MDB_txn *txn = NULL;
-    int rc;
-    *out = NULL;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = sl_err_set(err, -errno, "mkdir %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    if ((rc = conv(mdb_env_create(&b->env), err, "create")) != 0) {
-        b->env = NULL;
-        goto fail;
-    }
-    mdb_env_set_mapsize(b->env, (size_t)max_mb << 20);
-    if ((rc = conv(mdb_env_open(b->env, dir, MDB_NOTLS, 0644), err, "open")) != 0 ||
-        (rc = conv(mdb_txn_begin(b->env, NULL, 0, &txn), err, "begin")) != 0) {
-        txn = NULL;
-        goto fail;
-    }
-    if ((rc = conv(mdb_dbi_open(txn, NULL, 0, &b->dbi), err, "dbi")) != 0) {
-        goto fail;
-    }
-    rc = conv(mdb_txn_commit(txn), err, "commit");
-    txn = NULL;
+    int rc = sl_lmdb_open(dir, max_mb, MDB_NOTLS, &b->env, &b->dbi, err);
     if (rc != 0) {
-        goto fail;
+        free(b);
+        b = NULL;
     }
     *out = b;
-    return 0;
-fail:
-    if (txn != NULL) {
-        mdb_txn_abort(txn);
-    }
-    sl_blobs_close(b);
     return rc;
 }
 
 void sl_blobs_close(sl_blobs *b)
 {
-    if (b == NULL) {
-        return;
+    if (b != NULL) {
+        mdb_env_close(b->env); /* never NULL once open */
+        free(b);
     }
-    if (b->env != NULL) {
-        mdb_env_close(b->env);
-    }
-    free(b);
 }
 
 int sl_blobs_get(sl_blobs *b, const char *key, char **value, size_t *len, sl_err *err)
 {
     MDB_txn *txn;
-    int rc = conv(mdb_txn_begin(b->env, NULL, MDB_RDONLY, &txn), err, "begin");
+    int rc = sl_lmdb_conv(mdb_txn_begin(b->env, NULL, MDB_RDONLY, &txn), err, "begin");
     if (rc != 0) {
         return rc;
     }
     MDB_val k = {strlen(key), (void *)key}, v;
-    rc = conv(mdb_get(txn, b->dbi, &k, &v), err, "get");
+    rc = sl_lmdb_conv(mdb_get(txn, b->dbi, &k, &v), err, "get");
     if (rc == 0) {
         *value = sl_malloc(v.mv_size + 1);
         memcpy(*value, v.mv_data, v.mv_size);
@@ -97,7 +55,7 @@ int sl_blobs_get(sl_blobs *b, const char *key, char **value, size_t *len, sl_err
 int sl_blobs_write(sl_blobs *b, const sl_blobs_op *ops, size_t n, sl_err *err)
 {
     MDB_txn *txn;
-    int rc = conv(mdb_txn_begin(b->env, NULL, 0, &txn), err, "begin");
+    int rc = sl_lmdb_conv(mdb_txn_begin(b->env, NULL, 0, &txn), err, "begin");
     if (rc != 0) {
         return rc;
     }
@@ -105,17 +63,17 @@ int sl_blobs_write(sl_blobs *b, const sl_blobs_op *ops, size_t n, sl_err *err)
         MDB_val k = {strlen(ops[i].key), (void *)ops[i].key};
         if (ops[i].value == NULL) {
             int rv = mdb_del(txn, b->dbi, &k, NULL);
-            rc = rv == MDB_NOTFOUND ? 0 : conv(rv, err, "del");
+            rc = rv == MDB_NOTFOUND ? 0 : sl_lmdb_conv(rv, err, "del");
         } else {
             MDB_val v = {ops[i].len, (void *)ops[i].value};
-            rc = conv(mdb_put(txn, b->dbi, &k, &v, 0), err, "put");
+            rc = sl_lmdb_conv(mdb_put(txn, b->dbi, &k, &v, 0), err, "put");
         }
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
-    return conv(mdb_txn_commit(txn), err, "commit");
+    return sl_lmdb_conv(mdb_txn_commit(txn), err, "commit");
 }
 
 int sl_blobs_scan(sl_blobs *b, const char *prefix, bool reverse, sl_blobs_cb cb, void *arg,
@@ -125,11 +83,11 @@ int sl_blobs_scan(sl_blobs *b, const char *prefix, bool reverse, sl_blobs_cb cb,
     SL_ASSERT(plen > 0 && (unsigned char)prefix[plen - 1] < 0xff);
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    int rc = conv(mdb_txn_begin(b->env, NULL, MDB_RDONLY, &txn), err, "begin");
+    int rc = sl_lmdb_conv(mdb_txn_begin(b->env, NULL, MDB_RDONLY, &txn), err, "begin");
     if (rc != 0) {
         return rc;
     }
-    if ((rc = conv(mdb_cursor_open(txn, b->dbi, &cur), err, "cursor")) != 0) {
+    if ((rc = sl_lmdb_conv(mdb_cursor_open(txn, b->dbi, &cur), err, "cursor")) != 0) {
         goto out;
     }
     MDB_val k, v;
@@ -154,7 +112,7 @@ int sl_blobs_scan(sl_blobs *b, const char *prefix, bool reverse, sl_blobs_cb cb,
     }
     free(upper);
     if (rc == 0 && rv != 0 && rv != MDB_NOTFOUND) {
-        rc = conv(rv, err, "scan");
+        rc = sl_lmdb_conv(rv, err, "scan");
     }
 out:
     if (cur != NULL) {

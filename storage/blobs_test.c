@@ -4,27 +4,19 @@
 #include "sl_test.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "blobs.h"
-
-static char dir[256];
+#include "testdir.h"
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/sl-blobs-test-%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return testdir_reset("blobs");
 }
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return testdir_remove();
 }
 
 typedef struct seen {

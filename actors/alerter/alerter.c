@@ -20,13 +20,11 @@
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "actor.h"
@@ -255,30 +253,6 @@ static void send_rep(alerter *al, sl_sock *to, int status, const sl_buf *body)
     }
 }
 
-static void json_str(sl_buf *out, const char *s)
-{
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_string(g, (const unsigned char *)(s != NULL ? s : ""), s != NULL ? strlen(s) : 0);
-    const unsigned char *b;
-    size_t n;
-    yajl_gen_get_buf(g, &b, &n);
-    sl_buf_append(out, b, n);
-    yajl_gen_free(g);
-}
-
-static void json_fmt(sl_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void json_fmt(sl_buf *out, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    SL_ASSERT(n >= 0 && (size_t)n < sizeof(tmp));
-    sl_buf_append(out, tmp, (size_t)n);
-}
-
 static void json_num(sl_buf *out, double v)
 {
     char b[64];
@@ -289,6 +263,13 @@ static void json_num(sl_buf *out, double v)
     sl_buf_append(out, b, strlen(sl_metrics_format_value(v, b, sizeof(b))));
 }
 
+/* ,"key":"value", or ,"key":null when value is NULL (key needs no escaping). */
+static void json_field(sl_buf *out, const char *key, const char *value)
+{
+    sl_alert_json_fmt(out, ",\"%s\":", key);
+    sl_alert_json_str(out, value);
+}
+
 static void json_time(sl_buf *out, int64_t ms)
 {
     char b[32];
@@ -296,7 +277,27 @@ static void json_time(sl_buf *out, int64_t ms)
         sl_buf_append(out, "null", 4);
         return;
     }
-    json_fmt(out, "\"%s\"", sl_time_format(ms, b, sizeof(b)));
+    sl_alert_json_fmt(out, "\"%s\"", sl_time_format(ms, b, sizeof(b)));
+}
+
+/* ,"value":..,"baseline":..,"window":{"start":..,"end":..} (window null before the first
+ * evaluation, wend 0): what an evaluation saw, in a rule's state and in a transition. */
+static void json_reading(sl_buf *out, double value, double baseline, int64_t wstart, int64_t wend)
+{
+    sl_buf_append(out, ",\"value\":", 9);
+    json_num(out, value);
+    sl_buf_append(out, ",\"baseline\":", 12);
+    json_num(out, baseline);
+    sl_buf_append(out, ",\"window\":", 10);
+    if (wend > 0) {
+        sl_buf_append(out, "{\"start\":", 9);
+        json_time(out, wstart);
+        sl_buf_append(out, ",\"end\":", 7);
+        json_time(out, wend);
+        sl_buf_append(out, "}", 1);
+    } else {
+        sl_buf_append(out, "null", 4);
+    }
 }
 
 /* Decodes the value of name in a raw query string into out (%XX and '+'): 1, 0 when
@@ -367,7 +368,7 @@ static void send_error(alerter *al, sl_sock *to, int status, const char *msg)
 {
     sl_buf_reset(&al->json);
     sl_buf_append(&al->json, "{\"error\":", 9);
-    json_str(&al->json, msg);
+    sl_alert_json_str(&al->json, msg);
     sl_buf_append(&al->json, "}", 1);
     send_rep(al, to, status, &al->json);
 }
@@ -425,8 +426,8 @@ static void on_other(void *state, sl_sock *from, const void *data, size_t len)
 {
     alerter *al = state;
     sl_buf_reset(&al->json);
-    json_fmt(&al->json, "{\"error\":\"sluice-alerter does not handle message type %d\"}",
-             sl_msg_type(data, len));
+    sl_alert_json_fmt(&al->json, "{\"error\":\"sluice-alerter does not handle message type %d\"}",
+                      sl_msg_type(data, len));
     send_rep(al, from, 500, &al->json);
 }
 
@@ -661,25 +662,20 @@ out:
 
 static void status_json(sl_buf *out, const rule_rt *x)
 {
-    json_fmt(out,
-             "{\"state\":\"%s\",\"before_error\":\"%s\",\"since_ms\":%lld,\"since_wall_ms\":%lld,"
-             "\"pending_since\":%lld,\"window_start_ms\":%lld,\"window_end_ms\":%lld,"
-             "\"last_window_end_ms\":%lld,\"last_eval_ms\":%lld,\"evaluations\":%lld,\"value\":",
-             sl_alert_state_name(x->st.state), sl_alert_state_name(x->st.before_error),
-             (long long)x->st.since_ms, (long long)x->since_wall_ms, (long long)x->st.pending_since,
-             (long long)x->wstart, (long long)x->wend, (long long)x->last_window_end,
-             (long long)x->last_eval_ms, (long long)x->evaluations);
+    sl_alert_json_fmt(
+        out,
+        "{\"state\":\"%s\",\"before_error\":\"%s\",\"since_ms\":%lld,\"since_wall_ms\":%lld,"
+        "\"pending_since\":%lld,\"window_start_ms\":%lld,\"window_end_ms\":%lld,"
+        "\"last_window_end_ms\":%lld,\"last_eval_ms\":%lld,\"evaluations\":%lld,\"value\":",
+        sl_alert_state_name(x->st.state), sl_alert_state_name(x->st.before_error),
+        (long long)x->st.since_ms, (long long)x->since_wall_ms, (long long)x->st.pending_since,
+        (long long)x->wstart, (long long)x->wend, (long long)x->last_window_end,
+        (long long)x->last_eval_ms, (long long)x->evaluations);
     json_num(out, x->value);
     sl_buf_append(out, ",\"baseline\":", 12);
     json_num(out, x->baseline);
-    sl_buf_append(out, ",\"error\":", 9);
-    if (x->error[0] != '\0') {
-        json_str(out, x->error);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
-    sl_buf_append(out, ",\"detail\":", 10);
-    json_str(out, x->detail);
+    json_field(out, "error", x->error[0] != '\0' ? x->error : NULL);
+    json_field(out, "detail", x->detail);
     sl_buf_append(out, "}", 1);
 }
 
@@ -791,44 +787,20 @@ static int load_state(alerter *al, sl_err *err)
 static void history_json(sl_buf *out, const sl_alert_rule *r, const transition *t)
 {
     char at[32];
-    json_fmt(out, "{\"id\":%lld,\"rule\":", (long long)t->id);
-    json_str(out, r->name);
-    json_fmt(out, ",\"from\":\"%s\",\"to\":\"%s\",\"state\":\"%s\",\"at\":\"%s\",\"at_ms\":%lld,",
-             sl_alert_state_name(t->from), sl_alert_state_name(t->to), sl_alert_state_name(t->to),
-             sl_time_format(t->at_ms, at, sizeof(at)), (long long)t->at_ms);
-    json_fmt(out, "\"clock\":\"%s\",\"clock_time\":", r->data_clock ? "data" : "wall");
+    sl_alert_json_fmt(out, "{\"id\":%lld,\"rule\":", (long long)t->id);
+    sl_alert_json_str(out, r->name);
+    sl_alert_json_fmt(
+        out, ",\"from\":\"%s\",\"to\":\"%s\",\"state\":\"%s\",\"at\":\"%s\",\"at_ms\":%lld,",
+        sl_alert_state_name(t->from), sl_alert_state_name(t->to), sl_alert_state_name(t->to),
+        sl_time_format(t->at_ms, at, sizeof(at)), (long long)t->at_ms);
+    sl_alert_json_fmt(out, "\"clock\":\"%s\",\"clock_time\":", r->data_clock ? "data" : "wall");
     json_time(out, t->clock_ms);
-    sl_buf_append(out, ",\"value\":", 9);
-    json_num(out, t->value);
-    sl_buf_append(out, ",\"baseline\":", 12);
-    json_num(out, t->baseline);
-    sl_buf_append(out, ",\"window\":", 10);
-    if (t->wend > 0) {
-        sl_buf_append(out, "{\"start\":", 9);
-        json_time(out, t->wstart);
-        sl_buf_append(out, ",\"end\":", 7);
-        json_time(out, t->wend);
-        sl_buf_append(out, "}", 1);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
+    json_reading(out, t->value, t->baseline, t->wstart, t->wend);
     char cond[256];
-    sl_buf_append(out, ",\"condition\":", 13);
-    json_str(out, sl_alert_describe(r, cond, sizeof(cond)));
-    sl_buf_append(out, ",\"detail\":", 10);
-    json_str(out, t->detail);
-    sl_buf_append(out, ",\"error\":", 9);
-    if (t->error[0] != '\0') {
-        json_str(out, t->error);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
-    sl_buf_append(out, ",\"description\":", 15);
-    if (r->description != NULL) {
-        json_str(out, r->description);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
+    json_field(out, "condition", sl_alert_describe(r, cond, sizeof(cond)));
+    json_field(out, "detail", t->detail);
+    json_field(out, "error", t->error[0] != '\0' ? t->error : NULL);
+    json_field(out, "description", r->description);
     sl_buf_append(out, ",\"labels\":", 10);
     sl_buf_append(out, r->labels_json, strlen(r->labels_json));
     sl_buf_append(out, "}", 1);
@@ -874,7 +846,7 @@ static void commit(alerter *al, int i, const rule_rt *x, transition *tr, int ntr
     snprintf(rkey, sizeof(rkey), "rule/%s", r->name);
     status_json(&bufs[ntr], dst);
     ops[nops++] = (sl_blobs_op){rkey, bufs[ntr].data, bufs[ntr].len};
-    json_fmt(&bufs[ntr + 1], "%lld", (long long)al->next_id);
+    sl_alert_json_fmt(&bufs[ntr + 1], "%lld", (long long)al->next_id);
     ops[nops++] = (sl_blobs_op){"meta/next_id", bufs[ntr + 1].data, bufs[ntr + 1].len};
     sl_err err = {0};
     int rc = sl_blobs_write(al->db, ops, (size_t)nops, &err);
@@ -1034,58 +1006,30 @@ static void rule_json(sl_buf *out, const rule_rt *x)
     const sl_alert_rule *r = x->r;
     char cond[256];
     sl_buf_append(out, "{\"name\":", 8);
-    json_str(out, r->name);
-    sl_buf_append(out, ",\"description\":", 15);
-    if (r->description != NULL) {
-        json_str(out, r->description);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
-    json_fmt(out, ",\"state\":\"%s\",\"since\":", sl_alert_state_name(x->st.state));
+    sl_alert_json_str(out, r->name);
+    json_field(out, "description", r->description);
+    sl_alert_json_fmt(out, ",\"state\":\"%s\",\"since\":", sl_alert_state_name(x->st.state));
     json_time(out, x->since_wall_ms);
     sl_buf_append(out, ",\"since_clock\":", 15);
     json_time(out, x->st.since_ms);
-    sl_buf_append(out, ",\"value\":", 9);
-    json_num(out, x->value);
-    sl_buf_append(out, ",\"baseline\":", 12);
-    json_num(out, x->baseline);
-    sl_buf_append(out, ",\"window\":", 10);
-    if (x->wend > 0) {
-        sl_buf_append(out, "{\"start\":", 9);
-        json_time(out, x->wstart);
-        sl_buf_append(out, ",\"end\":", 7);
-        json_time(out, x->wend);
-        sl_buf_append(out, "}", 1);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
-    sl_buf_append(out, ",\"detail\":", 10);
-    json_str(out, x->detail);
-    sl_buf_append(out, ",\"error\":", 9);
-    if (x->error[0] != '\0') {
-        json_str(out, x->error);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
+    json_reading(out, x->value, x->baseline, x->wstart, x->wend);
+    json_field(out, "detail", x->detail);
+    json_field(out, "error", x->error[0] != '\0' ? x->error : NULL);
     sl_buf_append(out, ",\"last_evaluation\":", 19);
     json_time(out, x->last_eval_ms);
-    json_fmt(out, ",\"evaluations\":%lld,\"condition\":", (long long)x->evaluations);
-    json_str(out, sl_alert_describe(r, cond, sizeof(cond)));
-    json_fmt(out, ",\"query\":\"%s\",\"datasource\":", r->sql != NULL ? "sql" : "native");
-    if (r->datasource != NULL) {
-        json_str(out, r->datasource);
-    } else {
-        sl_buf_append(out, "null", 4);
-    }
-    json_fmt(out,
-             ",\"clock\":\"%s\",\"window_seconds\":%g,\"every_seconds\":%g,\"delay_seconds\":%g,"
-             "\"for_seconds\":%g,\"webhook\":%s,\"labels\":",
-             r->data_clock ? "data" : "wall", (double)r->window_ms / 1000,
-             (double)r->every_ms / 1000, (double)r->delay_ms / 1000, (double)r->for_ms / 1000,
-             r->webhook != NULL ? "true" : "false");
+    sl_alert_json_fmt(out, ",\"evaluations\":%lld,\"condition\":", (long long)x->evaluations);
+    sl_alert_json_str(out, sl_alert_describe(r, cond, sizeof(cond)));
+    sl_alert_json_fmt(out, ",\"query\":\"%s\",\"datasource\":", r->sql != NULL ? "sql" : "native");
+    sl_alert_json_str(out, r->datasource);
+    sl_alert_json_fmt(
+        out,
+        ",\"clock\":\"%s\",\"window_seconds\":%g,\"every_seconds\":%g,\"delay_seconds\":%g,"
+        "\"for_seconds\":%g,\"webhook\":%s,\"labels\":",
+        r->data_clock ? "data" : "wall", (double)r->window_ms / 1000, (double)r->every_ms / 1000,
+        (double)r->delay_ms / 1000, (double)r->for_ms / 1000,
+        r->webhook != NULL ? "true" : "false");
     sl_buf_append(out, r->labels_json, strlen(r->labels_json));
-    sl_buf_append(out, ",\"file\":", 8);
-    json_str(out, r->source);
+    json_field(out, "file", r->source);
     sl_buf_append(out, "}", 1);
 }
 

@@ -174,6 +174,27 @@ static int want_period(pctx *c, yajl_val v, const char *key, int64_t min_ms, int
     return 0;
 }
 
+/* An optional period: def when key is absent from obj. */
+static int opt_period(pctx *c, yajl_val obj, const char *key, int64_t min_ms, int64_t def,
+                      int64_t *out)
+{
+    yajl_val v = get(obj, key);
+    *out = def;
+    return v != NULL ? want_period(c, v, key, min_ms, out) : 0;
+}
+
+/* A string that must be one of two words: *is_b says whether it is b. */
+static int want_either(pctx *c, yajl_val v, const char *key, const char *a, const char *b,
+                       bool *is_b)
+{
+    const char *s = YAJL_IS_STRING(v) ? sval(v) : "";
+    if (strcmp(s, a) != 0 && strcmp(s, b) != 0) {
+        return bad(c, key, "must be \"%s\" or \"%s\"", a, b);
+    }
+    *is_b = strcmp(s, b) == 0;
+    return 0;
+}
+
 /* Serializes v with yajl_gen (numbers keep their text). skip: top-level keys left out. */
 static void gen_value(yajl_gen g, yajl_val v, const char *const *skip)
 {
@@ -513,41 +534,25 @@ static int rule_from_tree(pctx *c, yajl_val root, sl_alert_rule *r)
     if ((rc = parse_query(c, root, r)) != 0) {
         return rc;
     }
-    r->window_ms = 60000;
-    if ((v = get(root, "window")) != NULL &&
-        (rc = want_period(c, v, "window", 1000, &r->window_ms)) != 0) {
+    if ((rc = opt_period(c, root, "window", 1000, 60000, &r->window_ms)) != 0) {
         return rc;
     }
     r->data_clock = false;
-    if ((v = get(root, "clock")) != NULL) {
-        const char *s = YAJL_IS_STRING(v) ? sval(v) : "";
-        if (strcmp(s, "data") != 0 && strcmp(s, "wall") != 0) {
-            return bad(c, "clock", "must be \"wall\" or \"data\"");
-        }
-        r->data_clock = s[0] == 'd';
-    }
-    r->every_ms = 10000;
-    if ((v = get(root, "every")) != NULL &&
-        (rc = want_period(c, v, "every", 100, &r->every_ms)) != 0) {
+    if ((v = get(root, "clock")) != NULL &&
+        (rc = want_either(c, v, "clock", "wall", "data", &r->data_clock)) != 0) {
         return rc;
     }
-    r->delay_ms = r->data_clock ? 0 : 30000;
-    if ((v = get(root, "delay")) != NULL &&
-        (rc = want_period(c, v, "delay", 0, &r->delay_ms)) != 0) {
+    if ((rc = opt_period(c, root, "every", 100, 10000, &r->every_ms)) != 0 ||
+        (rc = opt_period(c, root, "delay", 0, r->data_clock ? 0 : 30000, &r->delay_ms)) != 0 ||
+        (rc = opt_period(c, root, "for", 0, 0, &r->for_ms)) != 0) {
         return rc;
     }
-    r->for_ms = 0;
-    if ((v = get(root, "for")) != NULL && (rc = want_period(c, v, "for", 0, &r->for_ms)) != 0) {
+    bool missing_no_data = false;
+    if ((v = get(root, "missing")) != NULL &&
+        (rc = want_either(c, v, "missing", "zero", "no_data", &missing_no_data)) != 0) {
         return rc;
     }
-    r->missing_zero = true;
-    if ((v = get(root, "missing")) != NULL) {
-        const char *s = YAJL_IS_STRING(v) ? sval(v) : "";
-        if (strcmp(s, "zero") != 0 && strcmp(s, "no_data") != 0) {
-            return bad(c, "missing", "must be \"zero\" or \"no_data\"");
-        }
-        r->missing_zero = s[0] == 'z';
-    }
+    r->missing_zero = !missing_no_data;
     if ((rc = parse_condition(c, get(root, "condition"), r)) != 0) {
         return rc;
     }
@@ -589,20 +594,30 @@ static int rule_from_tree(pctx *c, yajl_val root, sl_alert_rule *r)
     return 0;
 }
 
-int sl_alert_rule_parse(const char *json, size_t len, const char *source, sl_alert_rule **out,
-                        sl_err *err)
+/* Parses json[0..len) (not NUL-terminated); NULL when it is not JSON, with yajl's
+ * message in ebuf on one line. The tree is the caller's (yajl_tree_free). */
+static yajl_val parse_tree(const char *json, size_t len, char *ebuf, size_t size)
 {
-    char ebuf[512];
     char *text = sl_strndup(json, len);
-    yajl_val root = yajl_tree_parse(text, ebuf, sizeof(ebuf));
+    yajl_val root = yajl_tree_parse(text, ebuf, size);
     free(text);
-    *out = NULL;
     if (root == NULL) {
         for (char *p = ebuf; *p != '\0'; p++) {
             if (*p == '\n') {
                 *p = ' ';
             }
         }
+    }
+    return root;
+}
+
+int sl_alert_rule_parse(const char *json, size_t len, const char *source, sl_alert_rule **out,
+                        sl_err *err)
+{
+    char ebuf[512];
+    yajl_val root = parse_tree(json, len, ebuf, sizeof(ebuf));
+    *out = NULL;
+    if (root == NULL) {
         return sl_err_set(err, SL_ECONFIG, "%s: invalid JSON: %s", source, ebuf);
     }
     pctx c = {.source = source, .err = err};
@@ -745,8 +760,12 @@ int sl_alert_nwindows(const sl_alert_rule *r)
     }
 }
 
-static void put_json_str(sl_buf *out, const char *s)
+void sl_alert_json_str(sl_buf *out, const char *s)
 {
+    if (s == NULL) {
+        sl_buf_append(out, "null", 4);
+        return;
+    }
     yajl_gen g = yajl_gen_alloc(NULL);
     yajl_gen_string(g, (const unsigned char *)s, strlen(s));
     const unsigned char *buf;
@@ -756,17 +775,20 @@ static void put_json_str(sl_buf *out, const char *s)
     yajl_gen_free(g);
 }
 
-static void append_fmt(sl_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void append_fmt(sl_buf *out, const char *fmt, ...)
+void sl_alert_json_fmt(sl_buf *out, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    SL_ASSERT(n >= 0 && (size_t)n < sizeof(tmp));
-    sl_buf_append(out, tmp, (size_t)n);
+    SL_ASSERT(n >= 0);
+    /* +1: vsnprintf writes the NUL, which the buffer's length then leaves out. */
+    sl_buf_reserve(out, (size_t)n + 1);
+    vsnprintf(out->data + out->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    out->len += (size_t)n;
 }
 
 void sl_alert_native_body(const sl_alert_rule *r, int64_t from_ms, int64_t to_ms, sl_buf *out)
@@ -774,22 +796,23 @@ void sl_alert_native_body(const sl_alert_rule *r, int64_t from_ms, int64_t to_ms
     char a[32], b[32];
     size_t n = strlen(r->query_prefix);
     sl_buf_append(out, r->query_prefix, n);
-    append_fmt(out,
-               "%s\"intervals\":[\"%s/%s\"],\"granularity\":{\"type\":\"duration\","
-               "\"duration\":%lld}}",
-               n > 1 ? "," : "", sl_time_format(from_ms, a, sizeof(a)),
-               sl_time_format(to_ms, b, sizeof(b)), (long long)r->window_ms);
+    sl_alert_json_fmt(out,
+                      "%s\"intervals\":[\"%s/%s\"],\"granularity\":{\"type\":\"duration\","
+                      "\"duration\":%lld}}",
+                      n > 1 ? "," : "", sl_time_format(from_ms, a, sizeof(a)),
+                      sl_time_format(to_ms, b, sizeof(b)), (long long)r->window_ms);
 }
 
 void sl_alert_sql_body(const sl_alert_rule *r, int64_t from_ms, int64_t to_ms, sl_buf *out)
 {
     char a[32], b[32];
     sl_buf_append(out, "{\"query\":", 9);
-    put_json_str(out, r->sql);
-    append_fmt(out,
-               ",\"resultFormat\":\"object\",\"parameters\":[{\"type\":\"TIMESTAMP\",\"value\":"
-               "\"%s\"},{\"type\":\"TIMESTAMP\",\"value\":\"%s\"}]}",
-               sl_time_format(from_ms, a, sizeof(a)), sl_time_format(to_ms, b, sizeof(b)));
+    sl_alert_json_str(out, r->sql);
+    sl_alert_json_fmt(
+        out,
+        ",\"resultFormat\":\"object\",\"parameters\":[{\"type\":\"TIMESTAMP\",\"value\":"
+        "\"%s\"},{\"type\":\"TIMESTAMP\",\"value\":\"%s\"}]}",
+        sl_time_format(from_ms, a, sizeof(a)), sl_time_format(to_ms, b, sizeof(b)));
 }
 
 void sl_alert_boundary_body(const char *datasource, sl_buf *out)
@@ -797,23 +820,22 @@ void sl_alert_boundary_body(const char *datasource, sl_buf *out)
     static const char head[] =
         "{\"queryType\":\"timeBoundary\",\"bound\":\"maxTime\",\"dataSource\":";
     sl_buf_append(out, head, sizeof(head) - 1);
-    put_json_str(out, datasource);
+    sl_alert_json_str(out, datasource);
     sl_buf_append(out, "}", 1);
 }
 
-static yajl_val parse_body(const char *body, size_t len, const char *what, sl_err *err)
+/* A query's reply body as a JSON array of rows (the caller frees it), or NULL with err
+ * (SL_EPARSE) naming `what` when it is not JSON or not an array. */
+static yajl_val parse_rows(const char *body, size_t len, const char *what, sl_err *err)
 {
     char ebuf[256];
-    char *text = sl_strndup(body, len);
-    yajl_val root = yajl_tree_parse(text, ebuf, sizeof(ebuf));
-    free(text);
+    yajl_val root = parse_tree(body, len, ebuf, sizeof(ebuf));
     if (root == NULL) {
-        for (char *p = ebuf; *p != '\0'; p++) {
-            if (*p == '\n') {
-                *p = ' ';
-            }
-        }
         sl_err_set(err, SL_EPARSE, "%s is not JSON: %s", what, ebuf);
+    } else if (!YAJL_IS_ARRAY(root)) {
+        sl_err_set(err, SL_EPARSE, "%s is not an array of rows", what);
+        yajl_tree_free(root);
+        root = NULL;
     }
     return root;
 }
@@ -824,15 +846,11 @@ int sl_alert_parse_series(const sl_alert_rule *r, const char *body, size_t len, 
     for (int i = 0; i < n; i++) {
         values[i] = NAN;
     }
-    yajl_val root = parse_body(body, len, "the query result", err);
+    yajl_val root = parse_rows(body, len, "the query result", err);
     if (root == NULL) {
         return SL_EPARSE;
     }
     int rc = 0;
-    if (!YAJL_IS_ARRAY(root)) {
-        rc = sl_err_set(err, SL_EPARSE, "the query result is not an array of rows");
-        goto out;
-    }
     for (size_t i = 0; i < root->u.array.len; i++) {
         yajl_val row = root->u.array.values[i];
         yajl_val ts = YAJL_IS_OBJECT(row) ? get(row, "timestamp") : NULL;
@@ -873,15 +891,11 @@ int sl_alert_parse_sql(const sl_alert_rule *r, const char *body, size_t len, dou
                        sl_err *err)
 {
     *value = NAN;
-    yajl_val root = parse_body(body, len, "the SQL result", err);
+    yajl_val root = parse_rows(body, len, "the SQL result", err);
     if (root == NULL) {
         return SL_EPARSE;
     }
     int rc = 0;
-    if (!YAJL_IS_ARRAY(root)) {
-        rc = sl_err_set(err, SL_EPARSE, "the SQL result is not an array of rows");
-        goto out;
-    }
     if (root->u.array.len == 0) {
         goto out;
     }
@@ -901,14 +915,12 @@ out:
 
 int sl_alert_parse_boundary(const char *body, size_t len, int64_t *max_ms, sl_err *err)
 {
-    yajl_val root = parse_body(body, len, "the timeBoundary result", err);
+    yajl_val root = parse_rows(body, len, "the timeBoundary result", err);
     if (root == NULL) {
         return SL_EPARSE;
     }
     int rc = SL_ENOTFOUND;
-    if (!YAJL_IS_ARRAY(root)) {
-        rc = sl_err_set(err, SL_EPARSE, "the timeBoundary result is not an array");
-    } else if (root->u.array.len > 0) {
+    if (root->u.array.len > 0) {
         yajl_val row = root->u.array.values[0];
         yajl_val res = YAJL_IS_OBJECT(row) ? get(row, "result") : NULL;
         yajl_val t = res != NULL && YAJL_IS_OBJECT(res) ? get(res, "maxTime") : NULL;

@@ -104,6 +104,12 @@ void sl_alert_sql_body(const sl_alert_rule *r, int64_t from_ms, int64_t to_ms, s
 /* The body of the timeBoundary query that finds a datasource's newest minute. */
 void sl_alert_boundary_body(const char *datasource, sl_buf *out);
 
+/* JSON writing, shared with the alerter's replies (alerter.c). sl_alert_json_str
+ * appends s as a quoted, escaped JSON string (null when s is NULL); sl_alert_json_fmt
+ * appends printf-formatted text verbatim (numbers, punctuation), of any length. */
+void sl_alert_json_str(sl_buf *out, const char *s);
+void sl_alert_json_fmt(sl_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Reads a native timeseries result into values[0..n) for the windows starting at
  * from_ms, one per window_ms: NAN where the result has no row (or a null value).
  * SL_EPARSE (err says what) for anything but the expected shape. */

@@ -111,6 +111,15 @@ static void test_bad_rules_refused(void **state)
     parse_bad("{\"name\":\"a\"," NATIVE_Q ",\"clock\":\"data\",\"condition\":{\"type\":"
               "\"no_data\",\"duration\":\"PT5M\"}}",
               "clock", "wall clock");
+    parse_bad("{\"name\":\"a\"," NATIVE_Q ",\"clock\":\"Wall\",\"condition\":{\"type\":"
+              "\"threshold\",\"above\":1}}",
+              "clock", "must be \"wall\" or \"data\"");
+    parse_bad("{\"name\":\"a\"," NATIVE_Q ",\"missing\":0,\"condition\":{\"type\":"
+              "\"threshold\",\"above\":1}}",
+              "missing", "must be \"zero\" or \"no_data\"");
+    parse_bad("{\"name\":\"a\"," NATIVE_Q ",\"every\":\"PT0S\",\"condition\":{\"type\":"
+              "\"threshold\",\"above\":1}}",
+              "every", "shorter than the minimum of 100 ms");
     parse_bad("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"no_data\",\"duration\":"
               "\"PT90S\"}}",
               "condition.duration", "multiple of the window");
@@ -130,6 +139,37 @@ static void test_bad_rules_refused(void **state)
               "\"labels\":{\"x\":1}}",
               "labels.x", "must be a string");
     parse_bad("{\"name\": ", "", "invalid JSON");
+}
+
+/* Parses a rule and checks its periods and two-word keys. */
+static void expect_timing(const char *json, int64_t window_ms, int64_t every_ms, int64_t delay_ms,
+                          int64_t for_ms, bool data_clock, bool missing_zero)
+{
+    sl_alert_rule *r = parse_ok(json);
+    assert_int_equal(r->window_ms, window_ms);
+    assert_int_equal(r->every_ms, every_ms);
+    assert_int_equal(r->delay_ms, delay_ms);
+    assert_int_equal(r->for_ms, for_ms);
+    assert_int_equal(r->data_clock, data_clock);
+    assert_int_equal(r->missing_zero, missing_zero);
+    sl_alert_rule_free(r);
+}
+
+/* The periods and two-word keys a rule may leave out take their defaults; the delay's
+ * default depends on the clock. */
+static void test_rule_defaults(void **state)
+{
+    expect_timing("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"threshold\","
+                  "\"above\":1}}",
+                  60000, 10000, 30000, 0, false, true);
+    expect_timing("{\"name\":\"a\"," NATIVE_Q ",\"clock\":\"data\",\"missing\":\"no_data\","
+                  "\"window\":\"PT5M\",\"every\":\"PT2S\",\"for\":\"PT0S\","
+                  "\"condition\":{\"type\":\"threshold\",\"above\":1}}",
+                  5 * MIN, 2000, 0, 0, true, false);
+    expect_timing("{\"name\":\"a\"," NATIVE_Q ",\"clock\":\"wall\",\"missing\":\"zero\","
+                  "\"delay\":\"PT1M\",\"for\":\"PT3M\",\"condition\":{\"type\":\"threshold\","
+                  "\"above\":1}}",
+                  MIN, 10000, MIN, 3 * MIN, false, true);
 }
 
 static void test_native_body(void **state)
@@ -199,6 +239,7 @@ static void test_parse_results(void **state)
     assert_true(v[3] == 2.5);
     const char *bad1 = "{\"error\":\"x\"}";
     assert_int_equal(sl_alert_parse_series(r, bad1, strlen(bad1), T10, 4, v, &err), SL_EPARSE);
+    assert_non_null(strstr(err.msg, "the query result is not an array of rows"));
     const char *bad2 = "[{\"timestamp\":\"2025-06-11T10:00:00.000Z\",\"result\":{\"other\":1}}]";
     assert_int_equal(sl_alert_parse_series(r, bad2, strlen(bad2), T10, 4, v, &err), SL_EPARSE);
     assert_non_null(strstr(err.msg, "no field \"views\""));
@@ -209,6 +250,10 @@ static void test_parse_results(void **state)
     assert_int_equal(sl_alert_parse_boundary(tb, strlen(tb), &maxt, &err), 0);
     assert_true(maxt == T10 + 7 * MIN);
     assert_int_equal(sl_alert_parse_boundary("[]", 2, &maxt, &err), SL_ENOTFOUND);
+    assert_int_equal(sl_alert_parse_boundary("{}", 2, &maxt, &err), SL_EPARSE);
+    assert_non_null(strstr(err.msg, "the timeBoundary result is not an array of rows"));
+    assert_int_equal(sl_alert_parse_boundary("[", 1, &maxt, &err), SL_EPARSE);
+    assert_non_null(strstr(err.msg, "the timeBoundary result is not JSON: "));
     sl_alert_rule_free(r);
 }
 
@@ -218,20 +263,16 @@ static void test_conditions(void **state)
     /* Drop, percent: baseline mean (100+80+120)/3 = 100; 49 < 50 fires, 50 does not. */
     sl_alert_rule *r = parse_ok("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"drop\","
                                 "\"below_percent\":50,\"baseline_windows\":3}}");
-    double w1[] = {100, 80, 120, 49};
-    sl_alert_condition(r, w1, 4, &ev);
+    sl_alert_condition(r, (const double[]){100, 80, 120, 49}, 4, &ev);
     assert_true(ev.known && ev.cond);
     assert_true(ev.value == 49 && ev.baseline == 100);
-    double w2[] = {100, 80, 120, 50};
-    sl_alert_condition(r, w2, 4, &ev);
+    sl_alert_condition(r, (const double[]){100, 80, 120, 50}, 4, &ev);
     assert_true(ev.known && !ev.cond);
     /* A missing current window counts as 0 (missing: zero): a total outage is a drop. */
-    double w3[] = {100, 80, 120, NAN};
-    sl_alert_condition(r, w3, 4, &ev);
+    sl_alert_condition(r, (const double[]){100, 80, 120, NAN}, 4, &ev);
     assert_true(ev.known && ev.cond && ev.value == 0);
     /* Baseline windows without data: no verdict until min_windows (3) have data. */
-    double w4[] = {NAN, 80, 120, 1};
-    sl_alert_condition(r, w4, 4, &ev);
+    sl_alert_condition(r, (const double[]){NAN, 80, 120, 1}, 4, &ev);
     assert_false(ev.known);
     assert_non_null(strstr(ev.detail, "only 2 of 3"));
     sl_alert_rule_free(r);
@@ -240,15 +281,12 @@ static void test_conditions(void **state)
     r = parse_ok("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"spike\","
                  "\"above_percent\":200,\"baseline_windows\":3,\"min_windows\":2,"
                  "\"min_baseline\":40}}");
-    double w5[] = {NAN, 60, 90, 101};
-    sl_alert_condition(r, w5, 4, &ev);
+    sl_alert_condition(r, (const double[]){NAN, 60, 90, 101}, 4, &ev);
     assert_true(ev.known && ev.cond && ev.baseline == 50);
-    double w6[] = {NAN, 60, 90, 100};
-    sl_alert_condition(r, w6, 4, &ev);
+    sl_alert_condition(r, (const double[]){NAN, 60, 90, 100}, 4, &ev);
     assert_true(ev.known && !ev.cond);
     /* Below min_baseline: no verdict. */
-    double w7[] = {NAN, 30, 60, 1000};
-    sl_alert_condition(r, w7, 4, &ev);
+    sl_alert_condition(r, (const double[]){NAN, 30, 60, 1000}, 4, &ev);
     assert_false(ev.known);
     sl_alert_rule_free(r);
 
@@ -256,38 +294,30 @@ static void test_conditions(void **state)
      * spike over 2 sd: above 47.36; 48 fires, 47 does not. */
     r = parse_ok("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"spike\",\"zscore\":2,"
                  "\"baseline_windows\":4}}");
-    double w8[] = {10, 20, 30, 40, 48};
-    sl_alert_condition(r, w8, 5, &ev);
+    sl_alert_condition(r, (const double[]){10, 20, 30, 40, 48}, 5, &ev);
     assert_true(ev.known && ev.cond && ev.baseline == 25);
-    double w9[] = {10, 20, 30, 40, 47};
-    sl_alert_condition(r, w9, 5, &ev);
+    sl_alert_condition(r, (const double[]){10, 20, 30, 40, 47}, 5, &ev);
     assert_true(ev.known && !ev.cond);
     sl_alert_rule_free(r);
     /* Drop by z-score: below 25 - 2 * 11.18 = 2.64. */
     r = parse_ok("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"drop\",\"zscore\":2,"
                  "\"baseline_windows\":4}}");
-    double w10[] = {10, 20, 30, 40, 2};
-    sl_alert_condition(r, w10, 5, &ev);
+    sl_alert_condition(r, (const double[]){10, 20, 30, 40, 2}, 5, &ev);
     assert_true(ev.known && ev.cond);
-    double w11[] = {10, 20, 30, 40, 3};
-    sl_alert_condition(r, w11, 5, &ev);
+    sl_alert_condition(r, (const double[]){10, 20, 30, 40, 3}, 5, &ev);
     assert_true(ev.known && !ev.cond);
     sl_alert_rule_free(r);
 
     /* Threshold with missing "no_data": an empty window has no verdict. */
     r = parse_ok("{\"name\":\"a\"," NATIVE_Q ",\"missing\":\"no_data\",\"condition\":{\"type\":"
                  "\"threshold\",\"above\":5,\"below\":1}}");
-    double t1[] = {6};
-    sl_alert_condition(r, t1, 1, &ev);
+    sl_alert_condition(r, (const double[]){6}, 1, &ev);
     assert_true(ev.known && ev.cond);
-    double t2[] = {0.5};
-    sl_alert_condition(r, t2, 1, &ev);
+    sl_alert_condition(r, (const double[]){0.5}, 1, &ev);
     assert_true(ev.known && ev.cond);
-    double t3[] = {3};
-    sl_alert_condition(r, t3, 1, &ev);
+    sl_alert_condition(r, (const double[]){3}, 1, &ev);
     assert_true(ev.known && !ev.cond);
-    double t4[] = {NAN};
-    sl_alert_condition(r, t4, 1, &ev);
+    sl_alert_condition(r, (const double[]){NAN}, 1, &ev);
     assert_false(ev.known);
     sl_alert_rule_free(r);
 
@@ -295,11 +325,9 @@ static void test_conditions(void **state)
     r = parse_ok("{\"name\":\"a\"," NATIVE_Q ",\"condition\":{\"type\":\"no_data\",\"duration\":"
                  "\"PT3M\"}}");
     assert_int_equal(sl_alert_nwindows(r), 3);
-    double n1[] = {NAN, NAN, NAN};
-    sl_alert_condition(r, n1, 3, &ev);
+    sl_alert_condition(r, (const double[]){NAN, NAN, NAN}, 3, &ev);
     assert_true(ev.known && ev.cond);
-    double n2[] = {NAN, 0, NAN};
-    sl_alert_condition(r, n2, 3, &ev);
+    sl_alert_condition(r, (const double[]){NAN, 0, NAN}, 3, &ev);
     assert_true(ev.known && !ev.cond);
     sl_alert_rule_free(r);
 }
@@ -375,8 +403,9 @@ static void test_state_machine(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_shipped_rules_load), cmocka_unit_test(test_bad_rules_refused),
-    cmocka_unit_test(test_native_body),        cmocka_unit_test(test_parse_results),
-    cmocka_unit_test(test_conditions),         cmocka_unit_test(test_state_machine),
+    cmocka_unit_test(test_rule_defaults),      cmocka_unit_test(test_native_body),
+    cmocka_unit_test(test_parse_results),      cmocka_unit_test(test_conditions),
+    cmocka_unit_test(test_state_machine),
 };
 
 SL_TEST_MAIN(tests)

@@ -8,13 +8,13 @@ the supervisor restarts them. When all batches are acknowledged and the system h
 settled, per-minute and per-country results must equal what the test computes from
 the batches itself: nothing lost, nothing counted twice."""
 
-import json
 import os
 import random
 import signal
 import threading
 import time
 
+import durability as d
 import sluicetest as st
 
 SEED = 20251103
@@ -44,12 +44,8 @@ def post_until_acked(s, body, key, stop_at):
 
 
 def test_chaos():
-    gen = st.Generator(SEED)
-    batches = []
-    for b in range(BATCHES):
-        lines = gen.lines(BATCH_SIZE, bad_ratio=0.01)
-        batches.append(("chaos-%d" % b, lines, "\n".join(l.text for l in lines).encode()))
-    events = [l.event for _, lines, _ in batches for l in lines if l.event is not None]
+    batches = d.batches(SEED, BATCHES, BATCH_SIZE, bad_ratio=0.01, prefix="chaos")
+    events = d.events_of(batches)
 
     with st.Sluice("chaos") as s:
         s.up()
@@ -67,9 +63,7 @@ def test_chaos():
             while time.monotonic() < t_end and not stop_kill.is_set():
                 actor, i = rng.choice(keys)
                 try:
-                    with open(os.path.join(s.data_dir, "run", f"{actor}.{i}.pid")) as f:
-                        pid = int(f.read())
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(d.pid_of(s, actor, i), signal.SIGKILL)
                     kills.append(f"{actor}.{i}")
                 except (OSError, ValueError):
                     pass  # between restarts
@@ -112,7 +106,7 @@ def test_chaos():
         if errors:
             raise errors[0]
         retried = sum(1 for _, a, _ in acked if a > 1)
-        dups = sum(1 for _, _, d in acked if d)
+        dups = sum(1 for _, _, dup in acked if dup)
         st.log(f"kills: {len(kills)} ({', '.join(sorted(set(kills)))})")
         st.log(f"acknowledged: {len(acked)} batches, {len(events)} events; "
                f"{retried} batches needed retries, {dups} acknowledged as duplicates")
@@ -120,39 +114,10 @@ def test_chaos():
 
         # Settle: every actor back, then results converge to the exact values.
         st.wait_until(lambda: s.healthz().status == 200, timeout=120, what="healthy again")
-        want_minute = st.aggregate(events, lambda e: e.ts - e.ts % 60000)
-        want_country = st.aggregate(events, lambda e: e.country)
-        q_minute = {"queryType": "timeseries", "dataSource": st.DATASOURCE, "granularity": "minute",
-                    "intervals": [st.INTERVAL], "aggregations": st.AGGREGATIONS,
-                    "context": {"skipEmptyBuckets": True}}
-        q_country = {"queryType": "groupBy", "dataSource": st.DATASOURCE, "granularity": "all",
-                     "intervals": [st.INTERVAL], "dimensions": ["country"],
-                     "aggregations": st.AGGREGATIONS}
-
-        def total():
-            r = s.post("/v1/query", json.dumps({
-                "queryType": "timeseries", "dataSource": st.DATASOURCE, "granularity": "all",
-                "intervals": [st.INTERVAL], "aggregations": [{"type": "count", "name": "n"}]}))
-            if r.status != 200:
-                return None
-            rows = r.json()
-            n = rows[0]["result"]["n"] if rows else 0
-            return n if n >= len(events) else None
-
         t0 = time.monotonic()
-        n = st.wait_until(total, timeout=180, what=f"{len(events)} events counted")
-        st.log(f"settled {time.monotonic() - t0:.1f}s after the load: {n} events counted")
-        st.check(n == len(events), f"{n} events counted, {len(events)} acknowledged (double count)")
-        got = {st.parse_iso(r["timestamp"]): r["result"] for r in s.query(q_minute)}
-        st.check(set(got) == set(want_minute),
-                 f"minutes differ: {sorted(set(got) ^ set(want_minute))[:5]}")
-        for m, agg in want_minute.items():
-            st.same_values(got[m], agg.result(), f"minute {st.iso_ms(m)}")
-        got = {r["event"]["country"]: r["event"] for r in s.query(q_country)}
-        st.check(set(got) == set(want_country), "countries differ")
-        for c, agg in want_country.items():
-            st.same_values(got[c], agg.result(), f"country {c}")
-        st.log(f"exact: {len(want_minute)} minutes and {len(want_country)} countries match")
+        n = d.check_exact(s, events, timeout=180, countries=True)
+        st.log(f"settled and checked {time.monotonic() - t0:.1f}s after the load: "
+               f"{n} events counted")
 
 
 if __name__ == "__main__":

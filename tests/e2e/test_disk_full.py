@@ -28,27 +28,29 @@ def unique_pages(seed, n, size):
     return out
 
 
+def resume(s, batches, acked):
+    """Once space is back: the next 5 batches are acknowledged, and every acknowledged
+    event is counted exactly; returns the count."""
+    rest = batches[len(acked):len(acked) + 5]
+    d.post_all_acked(s, rest, timeout=180)
+    return d.check_exact(s, d.events_of(acked + rest), timeout=180)
+
+
 def map_full():
     cfg_dir = tempfile.mkdtemp(prefix="sluice-full-cfg-")
     cfg = st.write_config(cfg_dir, storer={"map_size_mb": 1, "max_map_size_mb": 2})
     batches = unique_pages(21, 200, 200)
     with st.Sluice("mapfull", config=cfg) as s:
         s.up()
-        acked, full = [], None
-        for b in batches:
-            r = d.post(s, b)
-            if r.status == 200:
-                acked.append(b)
-            elif r.status == 507:
-                full = r
-                break
-            else:
-                st.check(r.status in (429, 503), f"unexpected {r}")
-            if len(acked) % 10 == 0 and full is None:
-                # give the storer time to hit the limit before the backlog does
+
+        def caught_up(acked):
+            # give the storer time to hit the limit before the backlog does
+            if len(acked) % 10 == 0:
                 st.wait_until(lambda: os.path.exists(os.path.join(s.data_dir, "state", "store_full"))
                               or d.count(s) == len(d.events_of(acked)), timeout=60,
                               what="storer caught up or full")
+
+        acked, full = d.post_until_full(s, batches, caught_up)
         st.check(full is not None, f"{len(acked)} batches accepted and no 507")
         st.check("full" in full.body.decode(), f"507 does not say the store is full: {full}")
         st.check(full.headers.get("Retry-After"), "no Retry-After on 507")
@@ -56,10 +58,7 @@ def map_full():
         # Free space: raise the limit and restart the storer (the supervisor does).
         st.write_config(cfg_dir, storer={"map_size_mb": 1, "max_map_size_mb": 256})
         os.kill(d.pid_of(s, "storer"), signal.SIGKILL)
-        rest = batches[len(acked):len(acked) + 5]
-        for b in rest:
-            d.post_until_acked(s, b, timeout=180)
-        n = d.check_exact(s, d.events_of(acked + rest), timeout=180)
+        n = resume(s, batches, acked)
         st.log(f"map limit raised: {n} events counted exactly, ingest resumed")
 
 
@@ -80,23 +79,11 @@ def fs_full():
             free = st_.f_bavail * st_.f_frsize
             with open(filler, "wb") as f:
                 f.write(b"\0" * max(0, free - 3 * 1024 * 1024))
-            acked, full = [], None
-            for b in batches:
-                r = d.post(s, b)
-                if r.status == 200:
-                    acked.append(b)
-                elif r.status == 507:
-                    full = r
-                    break
-                else:
-                    st.check(r.status in (429, 503), f"unexpected {r}")
+            acked, full = d.post_until_full(s, batches)
             st.check(full is not None, f"{len(acked)} batches accepted on a full disk, no 507")
             st.log(f"507 after {len(acked)} batches on a full file system: {full.body[:200]!r}")
             os.unlink(filler)
-            rest = batches[len(acked):len(acked) + 5]
-            for b in rest:
-                d.post_until_acked(s, b, timeout=180)
-            n = d.check_exact(s, d.events_of(acked + rest), timeout=180)
+            n = resume(s, batches, acked)
             st.log(f"space freed: {n} events counted exactly, ingest resumed")
     finally:
         subprocess.run(["umount", "-l", mnt], capture_output=True)
