@@ -77,8 +77,8 @@ enum { SL_METRICS_PROC, SL_METRICS_INST };
       "ingest", "Time to parse a request body and have its events made durable.")                  \
     X(KAFKA_LAG, GAUGE, "sluice_kafka_consumer_lag_messages", "datasource,topic,partition", NONE,  \
       PROC, "ingest",                                                                              \
-      "Kafka consumer lag in messages. Declared for the Kafka source, which is not built yet: "    \
-      "no samples.")                                                                               \
+      "Kafka consumer lag in messages: the partition's high watermark minus the next offset to "  \
+      "be written to the partition log.")                                                          \
     /* ---- gateway ---- */                                                                        \
     X(HTTP_REQUESTS, COUNTER, "sluice_http_requests_total", "method,route,status", NONE, PROC,     \
       "gateway", "HTTP requests answered, by method, route (path pattern) and status.")            \
