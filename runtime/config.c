@@ -34,7 +34,13 @@ typedef struct setting {
 
 #define OFF(f) offsetof(sl_config, f)
 #define PROC(e, name)                                                                              \
-    {"processes." name, SET_INT, "1", 1, 64, OFF(processes) + SL_ACTOR_##e * sizeof(int), 1,      \
+    {"processes." name,                                                                            \
+     SET_INT,                                                                                      \
+     "1",                                                                                          \
+     1,                                                                                            \
+     64,                                                                                           \
+     OFF(processes) + SL_ACTOR_##e * sizeof(int),                                                  \
+     1,                                                                                            \
      "Processes of the " name " actor."},
 
 static const setting settings[] = {
@@ -42,13 +48,12 @@ static const setting settings[] = {
      "HOST:PORT the gateway listens on (overridden by --http)."},
     {"data_dir", SET_STR, "./data", 0, 0, OFF(data_dir), 0,
      "Data directory: segments, sockets, logs (overridden by --data-dir)."},
-    SL_ACTOR_TABLE(PROC)
-    {"gateway.max_body_bytes", SET_INT, "16777216", 1024, (int64_t)1 << 32, OFF(max_body_bytes), 0,
-     "Largest accepted request body in bytes, after gzip decompression (413 above)."},
+    SL_ACTOR_TABLE(PROC){
+        "gateway.max_body_bytes", SET_INT, "16777216", 1024, (int64_t)1 << 32, OFF(max_body_bytes),
+        0, "Largest accepted request body in bytes, after gzip decompression (413 above)."},
     {"gateway.request_timeout_ms", SET_INT, "10000", 100, 600000, OFF(request_timeout_ms), 0,
      "How long a request may wait for ingest or query before 503/504."},
-    {"gateway.http_threads", SET_INT, "8", 1, 256, OFF(http_threads), 0,
-     "HTTP worker threads."},
+    {"gateway.http_threads", SET_INT, "8", 1, 256, OFF(http_threads), 0, "HTTP worker threads."},
     {"ingest.max_errors_listed", SET_INT, "100", 0, 10000, OFF(max_errors_listed), 0,
      "Rejected events listed per reply (all are counted)."},
     {"log.fsync", SET_STR, "always", 0, 0, OFF(log_fsync), 0,
@@ -73,7 +78,13 @@ static const setting settings[] = {
     {"alerter.rules", SET_STR, "alerts", 0, 0, OFF(alerter_rules), 0,
      "Directory of alert rule files (*.json, see docs/alerts.md), relative to the config file."},
 #define ADDR_SETTING(e, name, def)                                                                 \
-    {"addresses." name, SET_STR, def, 0, 0, OFF(addr) + SL_ADDR_##e * sizeof(char *), 0,          \
+    {"addresses." name,                                                                            \
+     SET_STR,                                                                                      \
+     def,                                                                                          \
+     0,                                                                                            \
+     0,                                                                                            \
+     OFF(addr) + SL_ADDR_##e * sizeof(char *),                                                     \
+     0,                                                                                            \
      "Address template of the " name " socket ({data} = data dir, {i} = instance)."},
     SL_ADDR_TABLE(ADDR_SETTING)
 #undef ADDR_SETTING
@@ -192,8 +203,8 @@ static int apply_setting(sl_config *cfg, const setting *s, const char *text, yaj
         const char *str = text;
         if (v != NULL) {
             if (!YAJL_IS_STRING(v)) {
-                return sl_err_set(err, SL_ECONFIG, "%s: key \"%s\" must be a string, not %s",
-                                  path, s->key, type_name(v));
+                return sl_err_set(err, SL_ECONFIG, "%s: key \"%s\" must be a string, not %s", path,
+                                  s->key, type_name(v));
             }
             str = YAJL_GET_STRING(v);
         }
@@ -529,8 +540,8 @@ static int parse_granularity(spec_ctx *c, yajl_val v, const char *key, int64_t *
     static const struct {
         const char *name;
         int64_t ms;
-    } g[] = {{"minute", 60000},        {"five_minute", 300000}, {"fifteen_minute", 900000},
-             {"thirty_minute", 1800000}, {"hour", 3600000},      {"day", 86400000}};
+    } g[] = {{"minute", 60000},          {"five_minute", 300000}, {"fifteen_minute", 900000},
+             {"thirty_minute", 1800000}, {"hour", 3600000},       {"day", 86400000}};
     const char *str = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
     if (str != NULL) {
         for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
@@ -576,16 +587,39 @@ static int name_taken(const sl_spec *s, const char *name)
     return s->count_name != NULL && strcmp(s->count_name, name) == 0;
 }
 
+static int add_field(spec_ctx *c, const char *key, char **list, int *n, sl_metric_spec *ms);
+
+const char *sl_metric_kind_name(sl_metric_kind k)
+{
+    switch (k) {
+    case SL_METRIC_COUNT:
+        return "count";
+    case SL_METRIC_SUM:
+        return "sum";
+    case SL_METRIC_MIN:
+        return "min";
+    case SL_METRIC_MAX:
+        return "max";
+    case SL_METRIC_DISTINCT:
+        return "distinct";
+    case SL_METRIC_QUANTILES:
+        return "quantiles";
+    }
+    return "?";
+}
+
 static int parse_metric(spec_ctx *c, sl_spec *s, yajl_val m, size_t idx)
 {
     static const char *const keys[] = {"name", "type", "field", NULL};
     static const struct {
         const char *name;
         sl_metric_kind kind;
-    } types[] = {{"count", SL_METRIC_COUNT}, {"sum", SL_METRIC_SUM},    {"min", SL_METRIC_MIN},
-                 {"max", SL_METRIC_MAX},     {"longSum", SL_METRIC_SUM}, {"doubleSum", SL_METRIC_SUM},
-                 {"longMin", SL_METRIC_MIN}, {"doubleMin", SL_METRIC_MIN}, {"longMax", SL_METRIC_MAX},
-                 {"doubleMax", SL_METRIC_MAX}};
+    } types[] = {{"count", SL_METRIC_COUNT},       {"sum", SL_METRIC_SUM},
+                 {"min", SL_METRIC_MIN},           {"max", SL_METRIC_MAX},
+                 {"longSum", SL_METRIC_SUM},       {"doubleSum", SL_METRIC_SUM},
+                 {"longMin", SL_METRIC_MIN},       {"doubleMin", SL_METRIC_MIN},
+                 {"longMax", SL_METRIC_MAX},       {"doubleMax", SL_METRIC_MAX},
+                 {"distinct", SL_METRIC_DISTINCT}, {"quantiles", SL_METRIC_QUANTILES}};
     char key[64];
     snprintf(key, sizeof(key), "metrics[%zu]", idx);
     int rc = only_keys(c, m, key, keys);
@@ -614,7 +648,8 @@ static int parse_metric(spec_ctx *c, sl_spec *s, yajl_val m, size_t idx)
     }
     if (kind < 0) {
         free(nm);
-        return spec_fail(c, key, "%s", "\"type\" must be one of count, sum, min, max");
+        return spec_fail(c, key, "%s",
+                         "\"type\" must be one of count, sum, min, max, distinct, quantiles");
     }
     if (kind == SL_METRIC_COUNT) {
         if (field != NULL) {
@@ -633,26 +668,47 @@ static int parse_metric(spec_ctx *c, sl_spec *s, yajl_val m, size_t idx)
     ms->name = nm;
     ms->kind = (sl_metric_kind)kind;
     ms->field = NULL;
+    ms->field_index = -1;
     s->nmetrics++;
+    char msg[256];
     if (field == NULL) {
-        return spec_fail(c, key, "%s", "needs a \"field\" (the numeric input field)");
+        snprintf(msg, sizeof(msg), "a %s metric needs a \"field\" (%s)", tname,
+                 kind == SL_METRIC_DISTINCT ? "the input field whose distinct values it counts"
+                                            : "the numeric input field");
+        return spec_fail(c, key, "%s", msg);
     }
     if ((rc = want_string(c, field, key, &ms->field)) != 0) {
         return rc;
     }
-    ms->field_index = -1;
-    for (int i = 0; i < s->nfields; i++) {
-        if (strcmp(s->fields[i], ms->field) == 0) {
+    if (kind == SL_METRIC_DISTINCT) {
+        return add_field(c, key, s->hfields, &s->nhfields, ms);
+    }
+    /* Quantiles need numbers: a dimension (a string) or the time field cannot be one.
+     * (sum/min/max keep their older, laxer rule.) */
+    if (kind == SL_METRIC_QUANTILES &&
+        (sl_spec_dim(s, ms->field) >= 0 || strcmp(ms->field, s->ts_field) == 0)) {
+        snprintf(msg, sizeof(msg), "a %s metric needs a numeric field, and \"%s\" is %s", tname,
+                 ms->field,
+                 sl_spec_dim(s, ms->field) >= 0 ? "a dimension (a string)" : "the timestamp field");
+        return spec_fail(c, key, "%s", msg);
+    }
+    return add_field(c, key, s->fields, &s->nfields, ms);
+}
+
+/* Points ms at its input field in list (adding it when new). */
+static int add_field(spec_ctx *c, const char *key, char **list, int *n, sl_metric_spec *ms)
+{
+    for (int i = 0; i < *n; i++) {
+        if (strcmp(list[i], ms->field) == 0) {
             ms->field_index = i;
+            return 0;
         }
     }
-    if (ms->field_index < 0) {
-        if (s->nfields >= SL_MAX_FIELDS) {
-            return spec_fail(c, key, "%s", "too many numeric fields");
-        }
-        ms->field_index = s->nfields;
-        s->fields[s->nfields++] = sl_strdup(ms->field);
+    if (*n >= SL_MAX_FIELDS) {
+        return spec_fail(c, key, "%s", "too many input fields for metrics (at most 32)");
     }
+    ms->field_index = *n;
+    list[(*n)++] = sl_strdup(ms->field);
     return 0;
 }
 
@@ -686,8 +742,8 @@ static const char *kafka_reserved(const char *key, const char *value)
 
 static int parse_kafka(spec_ctx *c, yajl_val v, sl_spec *s)
 {
-    static const char *const keys[] = {"enabled", "bootstrap_servers", "topics", "topic",
-                                       "group_id", "start", "properties", NULL};
+    static const char *const keys[] = {
+        "enabled", "bootstrap_servers", "topics", "topic", "group_id", "start", "properties", NULL};
     int rc = only_keys(c, v, "kafka", keys);
     if (rc != 0) {
         return rc;
@@ -800,9 +856,9 @@ static int parse_kafka(spec_ctx *c, yajl_val v, sl_spec *s)
 
 static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
 {
-    static const char *const top[] = {"name",       "timestamp",  "dimensions",
-                                      "metrics",    "granularity", "partitions",
-                                      "rejection",  "max_string_length", "kafka", NULL};
+    static const char *const top[] = {
+        "name",       "timestamp", "dimensions",        "metrics", "granularity",
+        "partitions", "rejection", "max_string_length", "kafka",   NULL};
     static const char *const ts_keys[] = {"column", "format", "name", NULL};
     static const char *const gran_keys[] = {"segment", "query", NULL};
     static const char *const part_keys[] = {"count", "key", NULL};
@@ -834,16 +890,19 @@ static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
             return rc;
         }
         yajl_val f;
-        if ((f = get(v, "column")) != NULL && (rc = want_string(c, f, "timestamp.column", &s->ts_field)) != 0) {
+        if ((f = get(v, "column")) != NULL &&
+            (rc = want_string(c, f, "timestamp.column", &s->ts_field)) != 0) {
             return rc;
         }
-        if ((f = get(v, "name")) != NULL && (rc = want_string(c, f, "timestamp.name", &s->time_column)) != 0) {
+        if ((f = get(v, "name")) != NULL &&
+            (rc = want_string(c, f, "timestamp.name", &s->time_column)) != 0) {
             return rc;
         }
         if ((f = get(v, "format")) != NULL) {
             int fmt = YAJL_IS_STRING(f) ? sl_ts_format_parse(YAJL_GET_STRING(f)) : -1;
             if (fmt < 0) {
-                return spec_fail(c, "timestamp.format", "%s", "must be iso, millis, seconds or auto");
+                return spec_fail(c, "timestamp.format", "%s",
+                                 "must be iso, millis, seconds or auto");
             }
             s->ts_format = (sl_ts_format)fmt;
         }
@@ -861,7 +920,8 @@ static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
             return rc;
         }
         if (name_taken(s, d)) {
-            rc = spec_fail(c, "dimensions", "\"%s\" is listed twice or clashes with the time column", d);
+            rc = spec_fail(c, "dimensions",
+                           "\"%s\" is listed twice or clashes with the time column", d);
             free(d);
             return rc;
         }
@@ -879,6 +939,11 @@ static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
         }
     }
     if (s->count_name == NULL) {
+        if (sl_spec_metric(s, "count") >= 0) {
+            return spec_fail(c, "metrics", "%s",
+                             "a metric is named \"count\", the name of the implicit count metric: "
+                             "rename it, or declare {\"type\": \"count\"} under another name");
+        }
         s->count_name = sl_strdup("count");
     }
     /* granularity */
@@ -918,7 +983,8 @@ static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
             }
             s->partitions = (int)YAJL_GET_INTEGER(f);
         }
-        if ((f = get(v, "key")) != NULL && (rc = want_string(c, f, "partitions.key", &s->partition_key)) != 0) {
+        if ((f = get(v, "key")) != NULL &&
+            (rc = want_string(c, f, "partitions.key", &s->partition_key)) != 0) {
             return rc;
         }
     }
@@ -927,8 +993,10 @@ static int spec_from_tree(spec_ctx *c, yajl_val root, sl_spec *s)
         if ((rc = only_keys(c, v, "rejection", rej_keys)) != 0) {
             return rc;
         }
-        if ((rc = parse_period_or_null(c, get(v, "late"), "rejection.late", &s->late_reject_ms)) != 0 ||
-            (rc = parse_period_or_null(c, get(v, "early"), "rejection.early", &s->early_reject_ms)) != 0) {
+        if ((rc = parse_period_or_null(c, get(v, "late"), "rejection.late", &s->late_reject_ms)) !=
+                0 ||
+            (rc = parse_period_or_null(c, get(v, "early"), "rejection.early",
+                                       &s->early_reject_ms)) != 0) {
             return rc;
         }
     }
@@ -998,6 +1066,9 @@ void sl_spec_free(sl_spec *s)
     }
     for (int i = 0; i < s->nfields; i++) {
         free(s->fields[i]);
+    }
+    for (int i = 0; i < s->nhfields; i++) {
+        free(s->hfields[i]);
     }
     free(s->partition_key);
     if (s->kafka != NULL) {

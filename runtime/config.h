@@ -25,13 +25,26 @@ typedef enum sl_metric_kind {
     SL_METRIC_SUM,
     SL_METRIC_MIN,
     SL_METRIC_MAX,
+    SL_METRIC_DISTINCT,  /* spec type "distinct": HyperLogLog (runtime/sketch.h sl_hll) of an input
+                            field's value as a string */
+    SL_METRIC_QUANTILES, /* spec type "quantiles": DDSketch (sl_dds) of a numeric input field */
 } sl_metric_kind;
+
+/* The spec's name of a metric type ("count", "sum", "min", "max", "distinct",
+ * "quantiles"). */
+const char *sl_metric_kind_name(sl_metric_kind k);
+
+/* True for the metrics kept as a serialized sketch rather than a double. */
+static inline int sl_metric_is_sketch(sl_metric_kind k)
+{
+    return k == SL_METRIC_DISTINCT || k == SL_METRIC_QUANTILES;
+}
 
 typedef struct sl_metric_spec {
     char *name;
     sl_metric_kind kind;
     char *field;     /* input field (NULL for count) */
-    int field_index; /* index into sl_spec.fields, -1 for count */
+    int field_index; /* index into sl_spec.hfields for distinct, else into sl_spec.fields */
 } sl_metric_spec;
 
 /* A datasource's Kafka source: the "kafka" object of its spec (docs/kafka.md). The
@@ -40,33 +53,38 @@ typedef struct sl_kafka_spec {
     int enabled;             /* "enabled": false keeps the settings but consumes nothing */
     char *bootstrap_servers; /* "host:port,host:port" */
     int ntopics;
-    char **topics;           /* "topics": [..] or "topic": ".." */
-    char *group_id;          /* default "sluice-<datasource>" */
-    int start_latest;        /* "start": "earliest" (default, 0) or "latest" (1) */
-    int nprops;              /* "properties": librdkafka settings, passed through */
+    char **topics;    /* "topics": [..] or "topic": ".." */
+    char *group_id;   /* default "sluice-<datasource>" */
+    int start_latest; /* "start": "earliest" (default, 0) or "latest" (1) */
+    int nprops;       /* "properties": librdkafka settings, passed through */
     char **prop_keys;
-    char **prop_values;      /* as text (numbers and booleans converted) */
+    char **prop_values; /* as text (numbers and booleans converted) */
 } sl_kafka_spec;
 
 /* A datasource spec. Stored metrics exclude `count`: every row keeps its event count
- * separately, and value metric i is stored as a double at index i of the row's values. */
+ * separately; metric i is a double at index i of the row's values (sum/min/max) or a
+ * serialized sketch at index i of the row's sketches (distinct/quantiles). */
 typedef struct sl_spec {
     char *name;
-    char *source;      /* file it came from, for messages */
-    char *ts_field;    /* input field holding the event time */
+    char *source;   /* file it came from, for messages */
+    char *ts_field; /* input field holding the event time */
     sl_ts_format ts_format;
     char *time_column; /* its name in queries; "__time" is always an alias */
     int ndims;
     char *dims[SL_MAX_DIMS];
-    char *count_name;  /* name of the count metric ("count" if not declared) */
-    int nmetrics;      /* value metrics (sum/min/max) */
+    char *count_name; /* name of the count metric ("count" if not declared) */
+    int nmetrics;     /* stored metrics (sum/min/max/distinct/quantiles) */
     sl_metric_spec metrics[SL_MAX_METRICS];
-    int nfields;       /* distinct numeric input fields used by metrics */
+    int nfields; /* distinct numeric input fields of sum/min/max/quantiles */
     char *fields[SL_MAX_FIELDS];
+    /* input fields of distinct metrics: ingest carries the xxh64 of each value's text
+     * (sl_event.hashes), not the value */
+    int nhfields;
+    char *hfields[SL_MAX_FIELDS];
     int64_t segment_ms; /* 3600000 (hour) */
     int64_t query_ms;   /* 60000 (minute): the rollup bucket */
     int partitions;
-    char *partition_key; /* input field hashed to choose the partition */
+    char *partition_key;     /* input field hashed to choose the partition */
     int64_t late_reject_ms;  /* 0: accept any age */
     int64_t early_reject_ms; /* 0: accept any future time */
     size_t max_string_len;
@@ -124,7 +142,7 @@ typedef struct sl_config {
     /* ingest */
     int64_t max_errors_listed;
     /* partitioner and its log */
-    char *log_fsync;            /* "always" or "interval" */
+    char *log_fsync; /* "always" or "interval" */
     int64_t log_fsync_interval_ms;
     int64_t log_segment_mb;
     int64_t log_max_backlog_mb;
@@ -157,7 +175,7 @@ void sl_spec_free(sl_spec *spec);
 /* The datasource named name, or NULL (borrowed from cfg). */
 const sl_spec *sl_config_find(const sl_config *cfg, const char *name);
 
-/* Index of a dimension / value metric by name, or -1. */
+/* Index of a dimension / stored metric (any kind but count) by name, or -1. */
 int sl_spec_dim(const sl_spec *spec, const char *name);
 int sl_spec_metric(const sl_spec *spec, const char *name);
 

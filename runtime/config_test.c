@@ -32,10 +32,17 @@ static void test_shipped_configs_load(void **state)
     assert_int_equal(s->segment_ms, 3600000);
     assert_int_equal(s->query_ms, 60000);
     assert_string_equal(s->count_name, "count");
-    assert_int_equal(s->nmetrics, 3);
+    assert_int_equal(s->nmetrics, 5);
     assert_int_equal(s->nfields, 1);
     assert_string_equal(s->fields[0], "latency_ms");
     assert_int_equal(s->metrics[1].kind, SL_METRIC_MIN);
+    assert_int_equal(s->metrics[3].kind, SL_METRIC_DISTINCT);
+    assert_string_equal(s->metrics[3].name, "users");
+    assert_int_equal(s->metrics[4].kind, SL_METRIC_QUANTILES);
+    assert_string_equal(s->metrics[4].name, "latency");
+    assert_int_equal(s->metrics[4].field_index, 0);
+    assert_int_equal(s->nhfields, 1);
+    assert_string_equal(s->hfields[0], "user_id");
     assert_int_equal(s->early_reject_ms, 86400000);
     assert_int_equal(s->late_reject_ms, 0);
     /* the seed's topic ships disabled, so that ./sluice run needs no broker */
@@ -90,10 +97,12 @@ static void test_bad_specs_rejected(void **state)
     expect_spec_error("{\"name\":\"x\",\"dimensions\":\"a\"}", "dimensions");
     expect_spec_error("{\"name\":\"x\",\"dimensions\":[1]}", "dimensions");
     expect_spec_error("{\"name\":\"x\",\"dimensions\":[\"a\",\"a\"]}", "twice");
-    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"metrics\":[{\"name\":\"m\",\"type\":\"avg\",\"field\":\"f\"}]}",
+    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"metrics\":[{\"name\":\"m\",\"type\":"
+                      "\"avg\",\"field\":\"f\"}]}",
                       "type");
-    expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"metrics\":[{\"name\":\"m\",\"type\":\"sum\"}]}",
-                      "field");
+    expect_spec_error(
+        "{\"name\":\"x\",\"dimensions\":[],\"metrics\":[{\"name\":\"m\",\"type\":\"sum\"}]}",
+        "field");
     expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"partitions\":{\"count\":0}}",
                       "partitions.count");
     expect_spec_error("{\"name\":\"x\",\"dimensions\":[],\"partitions\":{\"count\":\"12\"}}",
@@ -109,6 +118,72 @@ static void test_bad_specs_rejected(void **state)
                       "granularity.segment");
     expect_spec_error("[1]", "object");
     expect_spec_error("{\"name\":", "invalid JSON");
+}
+
+/* "distinct" and "quantiles" metrics: where their fields go, and each kind of mistake. */
+static void test_sketch_metrics_spec(void **state)
+{
+    const char *j = "{\"name\":\"x\",\"dimensions\":[\"page\"],\"metrics\":["
+                    "{\"name\":\"lat_sum\",\"type\":\"sum\",\"field\":\"lat\"},"
+                    "{\"name\":\"users\",\"type\":\"distinct\",\"field\":\"user\"},"
+                    "{\"name\":\"pages\",\"type\":\"distinct\",\"field\":\"page\"},"
+                    "{\"name\":\"users2\",\"type\":\"distinct\",\"field\":\"user\"},"
+                    "{\"name\":\"lat\",\"type\":\"quantiles\",\"field\":\"lat\"},"
+                    "{\"name\":\"size\",\"type\":\"quantiles\",\"field\":\"bytes\"}]}";
+    sl_spec *s;
+    sl_err err = {0};
+    if (sl_spec_parse(j, strlen(j), "t.json", &s, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_int_equal(s->nmetrics, 6);
+    /* numeric fields: lat (sum and quantiles share it), bytes */
+    assert_int_equal(s->nfields, 2);
+    assert_string_equal(s->fields[0], "lat");
+    assert_string_equal(s->fields[1], "bytes");
+    /* distinct fields: user (twice), page (also a dimension: allowed) */
+    assert_int_equal(s->nhfields, 2);
+    assert_string_equal(s->hfields[0], "user");
+    assert_string_equal(s->hfields[1], "page");
+    static const struct {
+        sl_metric_kind kind;
+        int field_index;
+    } want[] = {{SL_METRIC_SUM, 0},      {SL_METRIC_DISTINCT, 0},  {SL_METRIC_DISTINCT, 1},
+                {SL_METRIC_DISTINCT, 0}, {SL_METRIC_QUANTILES, 0}, {SL_METRIC_QUANTILES, 1}};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(s->metrics[i].kind, want[i].kind);
+        assert_int_equal(s->metrics[i].field_index, want[i].field_index);
+        assert_int_equal(sl_metric_is_sketch(s->metrics[i].kind), i > 0);
+    }
+    assert_int_equal(sl_spec_metric(s, "lat"), 4);
+    sl_spec_free(s);
+
+#define SPEC(m) "{\"name\":\"x\",\"dimensions\":[\"page\"],\"metrics\":[" m "]}"
+    expect_spec_error(SPEC("{\"name\":\"u\",\"type\":\"distinct\"}"),
+                      "a distinct metric needs a \"field\"");
+    expect_spec_error(SPEC("{\"name\":\"q\",\"type\":\"quantiles\"}"),
+                      "a quantiles metric needs a \"field\" (the numeric input field)");
+    expect_spec_error(SPEC("{\"name\":\"u\",\"type\":\"distinct\",\"field\":\"\"}"),
+                      "non-empty string");
+    expect_spec_error(SPEC("{\"name\":\"q\",\"type\":\"quantiles\",\"field\":\"page\"}"),
+                      "needs a numeric field, and \"page\" is a dimension");
+    expect_spec_error(SPEC("{\"name\":\"q\",\"type\":\"quantiles\",\"field\":\"timestamp\"}"),
+                      "\"timestamp\" is the timestamp field");
+    /* name clashes: with a dimension, another metric, the time column, the count */
+    expect_spec_error(SPEC("{\"name\":\"page\",\"type\":\"distinct\",\"field\":\"u\"}"),
+                      "name \"page\" is already used");
+    expect_spec_error(SPEC("{\"name\":\"l\",\"type\":\"sum\",\"field\":\"lat\"},"
+                           "{\"name\":\"l\",\"type\":\"quantiles\",\"field\":\"lat\"}"),
+                      "name \"l\" is already used");
+    expect_spec_error(SPEC("{\"name\":\"__time\",\"type\":\"distinct\",\"field\":\"u\"}"),
+                      "name \"__time\" is already used");
+    expect_spec_error(SPEC("{\"name\":\"n\",\"type\":\"count\"},"
+                           "{\"name\":\"n\",\"type\":\"distinct\",\"field\":\"u\"}"),
+                      "name \"n\" is already used");
+    expect_spec_error(SPEC("{\"name\":\"count\",\"type\":\"distinct\",\"field\":\"u\"}"),
+                      "implicit count metric");
+    expect_spec_error(SPEC("{\"name\":\"q\",\"type\":\"quantile\",\"field\":\"lat\"}"),
+                      "distinct, quantiles");
+#undef SPEC
 }
 
 /* The "kafka" object: defaults, properties as text, and each kind of mistake. */
@@ -198,9 +273,8 @@ static void test_bad_config_rejected(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_shipped_configs_load),
-    cmocka_unit_test(test_bad_specs_rejected),
-    cmocka_unit_test(test_kafka_spec),
+    cmocka_unit_test(test_shipped_configs_load), cmocka_unit_test(test_bad_specs_rejected),
+    cmocka_unit_test(test_sketch_metrics_spec),  cmocka_unit_test(test_kafka_spec),
     cmocka_unit_test(test_bad_config_rejected),
 };
 

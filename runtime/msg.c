@@ -8,6 +8,8 @@
 #include <msgpack.h>
 #include <string.h>
 
+#include "sketch.h"
+
 /* ---- sl_buf ---------------------------------------------------------------------- */
 
 void sl_buf_init(sl_buf *b)
@@ -212,7 +214,7 @@ void sl_events_put(sl_buf *blob, const sl_event *ev)
 {
     msgpack_packer pk;
     packer_init(&pk, blob);
-    msgpack_pack_array(&pk, 3);
+    msgpack_pack_array(&pk, ev->nhashes > 0 ? 4 : 3);
     msgpack_pack_int64(&pk, ev->ts_ms);
     msgpack_pack_array(&pk, (size_t)ev->ndims);
     for (int i = 0; i < ev->ndims; i++) {
@@ -226,6 +228,16 @@ void sl_events_put(sl_buf *blob, const sl_event *ev)
             msgpack_pack_nil(&pk);
         }
     }
+    if (ev->nhashes > 0) {
+        msgpack_pack_array(&pk, (size_t)ev->nhashes);
+        for (int i = 0; i < ev->nhashes; i++) {
+            if (ev->has_hash[i]) {
+                msgpack_pack_uint64(&pk, ev->hashes[i]);
+            } else {
+                msgpack_pack_nil(&pk);
+            }
+        }
+    }
 }
 
 void sl_events_iter_init(sl_events_iter *it, const void *data, size_t len)
@@ -235,18 +247,21 @@ void sl_events_iter_init(sl_events_iter *it, const void *data, size_t len)
     it->off = 0;
 }
 
-/* Unpacks the next array item of the stream into up; 1, 0 at end, or SL_ECODEC. */
-static int next_array(sl_events_iter *it, msgpack_unpacked *up, uint32_t want, sl_err *err)
+/* Unpacks the next array item of the stream into up: an array of min..max items.
+ * Returns 1, 0 at the end, or SL_ECODEC. */
+static int next_array(sl_events_iter *it, msgpack_unpacked *up, uint32_t min, uint32_t max,
+                      const char *what, sl_err *err)
 {
     if (it->off >= it->len) {
         return 0;
     }
     msgpack_unpack_return rc = msgpack_unpack_next(up, it->data, it->len, &it->off);
     if (rc != MSGPACK_UNPACK_SUCCESS) {
-        return sl_err_set(err, SL_ECODEC, "truncated or invalid item in stream");
+        return sl_err_set(err, SL_ECODEC, "truncated or invalid %s in stream", what);
     }
-    if (up->data.type != MSGPACK_OBJECT_ARRAY || up->data.via.array.size != want) {
-        return sl_err_set(err, SL_ECODEC, "stream item is not an array of %u", want);
+    if (up->data.type != MSGPACK_OBJECT_ARRAY || up->data.via.array.size < min ||
+        up->data.via.array.size > max) {
+        return sl_err_set(err, SL_ECODEC, "%s is not an array of %u to %u items", what, min, max);
     }
     return 1;
 }
@@ -255,7 +270,7 @@ int sl_events_next(sl_events_iter *it, sl_event *ev, sl_err *err)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    int rc = next_array(it, &up, 3, err);
+    int rc = next_array(it, &up, 3, 4, "event", err);
     if (rc <= 0) {
         goto out;
     }
@@ -278,6 +293,23 @@ int sl_events_next(sl_events_iter *it, sl_event *ev, sl_err *err)
             WANT(get_double(f, &ev->fields[i]) == 0, "event field is not a number");
         }
     }
+    /* the hashes of distinct fields: absent in records written before they existed */
+    ev->nhashes = 0;
+    if (up.data.via.array.size == 4) {
+        WANT(a[3].type == MSGPACK_OBJECT_ARRAY && a[3].via.array.size <= SL_MAX_FIELDS,
+             "event hashes are not an array");
+        ev->nhashes = (int)a[3].via.array.size;
+        for (int i = 0; i < ev->nhashes; i++) {
+            const msgpack_object *h = &a[3].via.array.ptr[i];
+            ev->has_hash[i] = h->type != MSGPACK_OBJECT_NIL;
+            ev->hashes[i] = 0;
+            if (ev->has_hash[i]) {
+                WANT(h->type == MSGPACK_OBJECT_POSITIVE_INTEGER,
+                     "event hash is not an unsigned integer");
+                ev->hashes[i] = h->via.u64;
+            }
+        }
+    }
     rc = 1;
 out:
     msgpack_unpacked_destroy(&up);
@@ -286,9 +318,13 @@ out:
 
 void sl_rows_put(sl_buf *blob, const sl_row *row)
 {
+    bool sketches = false;
+    for (int i = 0; i < row->nvalues; i++) {
+        sketches |= row->sketches[i].p != NULL;
+    }
     msgpack_packer pk;
     packer_init(&pk, blob);
-    msgpack_pack_array(&pk, 4);
+    msgpack_pack_array(&pk, sketches ? 5 : 4);
     msgpack_pack_int64(&pk, row->bucket_ms);
     msgpack_pack_array(&pk, (size_t)row->ndims);
     for (int i = 0; i < row->ndims; i++) {
@@ -297,7 +333,22 @@ void sl_rows_put(sl_buf *blob, const sl_row *row)
     msgpack_pack_uint64(&pk, row->count);
     msgpack_pack_array(&pk, (size_t)row->nvalues);
     for (int i = 0; i < row->nvalues; i++) {
-        msgpack_pack_double(&pk, row->values[i]);
+        /* +0 (every sketch metric's slot) in one byte rather than nine */
+        if (row->values[i] == 0 && !signbit(row->values[i])) {
+            msgpack_pack_uint8(&pk, 0);
+        } else {
+            msgpack_pack_double(&pk, row->values[i]);
+        }
+    }
+    if (sketches) {
+        msgpack_pack_array(&pk, (size_t)row->nvalues);
+        for (int i = 0; i < row->nvalues; i++) {
+            if (row->sketches[i].p != NULL) {
+                pack_bin(&pk, row->sketches[i]);
+            } else {
+                msgpack_pack_nil(&pk);
+            }
+        }
     }
 }
 
@@ -310,7 +361,7 @@ int sl_rows_next(sl_rows_iter *it, sl_row *row, sl_err *err)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    int rc = next_array(it, &up, 4, err);
+    int rc = next_array(it, &up, 4, 5, "row", err);
     if (rc <= 0) {
         goto out;
     }
@@ -329,8 +380,26 @@ int sl_rows_next(sl_rows_iter *it, sl_row *row, sl_err *err)
     }
     row->nvalues = (int)a[3].via.array.size;
     for (int i = 0; i < row->nvalues; i++) {
-        WANT(get_double(&a[3].via.array.ptr[i], &row->values[i]) == 0,
-             "row value is not a number");
+        WANT(get_double(&a[3].via.array.ptr[i], &row->values[i]) == 0, "row value is not a number");
+        row->sketches[i] = (sl_str){NULL, 0};
+    }
+    if (up.data.via.array.size == 5) {
+        WANT(a[4].type == MSGPACK_OBJECT_ARRAY && a[4].via.array.size == (uint32_t)row->nvalues,
+             "row sketches are not an array as long as its values");
+        for (int i = 0; i < row->nvalues; i++) {
+            const msgpack_object *k = &a[4].via.array.ptr[i];
+            if (k->type == MSGPACK_OBJECT_NIL) {
+                continue;
+            }
+            WANT(k->type == MSGPACK_OBJECT_BIN, "row sketch is neither binary nor nil");
+            /* the header only (version, type): the storer checks the body as it merges */
+            sl_err serr;
+            if (sl_sketch_type(k->via.bin.ptr, k->via.bin.size, &serr) < 0) {
+                rc = sl_err_set(err, SL_ECODEC, "row sketch %d: %s", i, serr.msg);
+                goto out;
+            }
+            row->sketches[i] = (sl_str){k->via.bin.ptr, k->via.bin.size};
+        }
     }
     rc = 1;
 out:
@@ -511,8 +580,7 @@ int sl_part_batch_decode(const void *data, size_t len, sl_part_batch *m, sl_err 
     WANT(get_str(&d.items[0], &m->ds) == 0 && m->ds.p != NULL, "batch: bad datasource");
     WANT(get_int(&d.items[1], &part) == 0 && part >= 0 && part < SL_MAX_PARTITIONS,
          "batch: bad partition");
-    WANT(get_int(&d.items[2], &m->first_offset) == 0 && m->first_offset >= 0,
-         "batch: bad offset");
+    WANT(get_int(&d.items[2], &m->first_offset) == 0 && m->first_offset >= 0, "batch: bad offset");
     WANT(get_int(&d.items[3], &m->count) == 0 && m->count > 0, "batch: bad count");
     WANT(d.items[4].type == MSGPACK_OBJECT_BIN && get_str(&d.items[4], &m->events) == 0,
          "batch: bad events");
@@ -746,8 +814,7 @@ int sl_log_record_decode(const void *data, size_t len, int type, sl_log_record *
                  "log record: bad offset");
             f++;
         }
-        WANT(get_int(&f[1], &m->parts[i].count) == 0 && m->parts[i].count > 0,
-             "append: bad count");
+        WANT(get_int(&f[1], &m->parts[i].count) == 0 && m->parts[i].count > 0, "append: bad count");
         WANT(f[2].type == MSGPACK_OBJECT_BIN && get_str(&f[2], &m->parts[i].events) == 0,
              "append: bad events");
         m->parts[i].partition = (int)part;
@@ -763,7 +830,8 @@ int sl_log_record_decode(const void *data, size_t len, int type, sl_log_record *
         WANT(get_str(&s[0], &m->source.topic) == 0 && m->source.topic.p != NULL &&
                  m->source.topic.len > 0,
              "append: bad source topic");
-        WANT(get_int(&s[1], &sp) == 0 && sp >= 0 && sp <= INT32_MAX, "append: bad source partition");
+        WANT(get_int(&s[1], &sp) == 0 && sp >= 0 && sp <= INT32_MAX,
+             "append: bad source partition");
         WANT(get_int(&s[2], &m->source.first_offset) == 0 && m->source.first_offset >= 0,
              "append: bad source first offset");
         WANT(get_int(&s[3], &m->source.last_offset) == 0 &&

@@ -8,19 +8,18 @@
  * which half-open offset range [offset_lo, offset_hi) of its partition it covers.
  *
  *   INGEST_REQ  gateway -> ingest (req/rep)   [1, ds, body:bin, idempotency_key|nil]
- *   INGEST_REP  ingest -> gateway             [2, status, accepted, rejected, [[line, reason]..], error, duplicate]
- *   EVENTS      ingest -> partitioner (push)  [3, ds, [[partition, count, events:bin]..]]
- *   PART_BATCH  partitioner -> windower.i     [4, ds, partition, first_offset, count, events:bin]
- *   DELTA       windower -> storer (push)     [5, ds, partition, offset_lo, offset_hi, rows:bin]
- *   QUERY_REQ   gateway -> query (req/rep)    [6, kind, body:bin]
- *   QUERY_REP   query -> gateway              [7, http_status, body:bin]
- *   PING / PONG control (req/rep)             [8] / [9, actor, instance, pid, started_ms]
- *   NOTIFY      storer pub                    [10, ds, min_time_ms, max_time_ms]
- *   APPEND_REQ  ingest -> partitioner (req)   [11, ds, key|nil, [[partition, count, events:bin]..], source?]
- *   APPEND_REP  partitioner -> ingest         [12, status, duplicate, error|nil, source_high_water?]
- *   LOG_RECORD  one record of the partition log
- *               [13, ds, key|nil, appended_ms, [[partition, first_offset, count, events:bin]..], source?]
- *   source (optional, Kafka): [topic, kafka_partition, first_offset, last_offset], the
+ *   INGEST_REP  ingest -> gateway             [2, status, accepted, rejected, [[line, reason]..],
+ * error, duplicate] EVENTS      ingest -> partitioner (push)  [3, ds, [[partition, count,
+ * events:bin]..]] PART_BATCH  partitioner -> windower.i     [4, ds, partition, first_offset, count,
+ * events:bin] DELTA       windower -> storer (push)     [5, ds, partition, offset_lo, offset_hi,
+ * rows:bin] QUERY_REQ   gateway -> query (req/rep)    [6, kind, body:bin] QUERY_REP   query ->
+ * gateway              [7, http_status, body:bin] PING / PONG control (req/rep)             [8] /
+ * [9, actor, instance, pid, started_ms] NOTIFY      storer pub                    [10, ds,
+ * min_time_ms, max_time_ms] APPEND_REQ  ingest -> partitioner (req)   [11, ds, key|nil,
+ * [[partition, count, events:bin]..], source?] APPEND_REP  partitioner -> ingest         [12,
+ * status, duplicate, error|nil, source_high_water?] LOG_RECORD  one record of the partition log
+ *               [13, ds, key|nil, appended_ms, [[partition, first_offset, count, events:bin]..],
+ * source?] source (optional, Kafka): [topic, kafka_partition, first_offset, last_offset], the
  *   contiguous run of messages of one Kafka partition the record was made from; decoders
  *   accept records with or without it (see sl_log_source).
  *   METRICS     gateway -> any control socket [14] / METRICS_REP [15, text:bin] (Prometheus text)
@@ -29,8 +28,15 @@
  *   log record): decoders accept 6 or 7 items.
  *
  * events:bin is a msgpack stream of events, each [ts_ms, [dim: str|nil ..], [field: f64|nil ..]]
- * with the spec's dims and fields in spec order. rows:bin is a msgpack stream of rows,
- * each [bucket_ms, [dim: str|nil ..], count, [value: f64 ..]] with the spec's value metrics. */
+ * or [ts_ms, [dim ..], [field ..], [hash: u64|nil ..]] with the spec's dims, fields (numeric)
+ * and hfields (of distinct metrics, as the xxh64 of the value's text) in spec order; events
+ * of a spec without distinct metrics (and records written before them) have no 4th item.
+ * rows:bin is a msgpack stream of rows, each [bucket_ms, [dim: str|nil ..], count,
+ * [value: f64 ..]] or, when any sketch metric has data, [bucket_ms, [dim ..], count,
+ * [value ..], [sketch: bin|nil ..]]: one value per stored metric (0, sent as the integer 0,
+ * for sketch metrics) and as many sketches (the runtime/sketch.h serialization for a
+ * distinct or quantiles metric with data, nil otherwise). Decoders accept both shapes and
+ * check each sketch's version and type bytes; the storer validates the body as it merges. */
 #ifndef SL_MSG_H
 #define SL_MSG_H
 
@@ -103,6 +109,9 @@ typedef struct sl_event {
     int nfields;
     bool has_field[SL_MAX_FIELDS];
     double fields[SL_MAX_FIELDS];
+    int nhashes; /* spec->nhfields: the values of the distinct metrics' fields, hashed */
+    bool has_hash[SL_MAX_FIELDS];
+    uint64_t hashes[SL_MAX_FIELDS]; /* sl_hash64 of the value's text (runtime/sketch.h) */
 } sl_event;
 
 /* Appends one event to an events blob. */
@@ -127,7 +136,10 @@ typedef struct sl_row {
     sl_str dims[SL_MAX_DIMS];
     uint64_t count;
     int nvalues;
-    double values[SL_MAX_METRICS];
+    double values[SL_MAX_METRICS];   /* 0 for a sketch metric */
+    sl_str sketches[SL_MAX_METRICS]; /* serialized sketch (runtime/sketch.h format) of metric i
+                                        when it is distinct/quantiles; {NULL, 0} otherwise or
+                                        when empty */
 } sl_row;
 
 void sl_rows_put(sl_buf *blob, const sl_row *row);
@@ -150,7 +162,7 @@ typedef struct sl_line_error {
 } sl_line_error;
 
 typedef struct sl_ingest_rep {
-    int status; /* 0, or an SL_E* code (error says why) */
+    int status;     /* 0, or an SL_E* code (error says why) */
     bool duplicate; /* an Idempotency-Key seen before: acknowledged, not counted again */
     int64_t accepted;
     int64_t rejected;
@@ -195,7 +207,7 @@ typedef struct sl_log_record {
     sl_str key; /* idempotency key; p == NULL when none */
     int64_t appended_ms;
     int nparts;
-    sl_log_part *parts; /* decoded: owned, freed by sl_log_record_fini */
+    sl_log_part *parts;   /* decoded: owned, freed by sl_log_record_fini */
     sl_log_source source; /* optional */
 } sl_log_record;
 

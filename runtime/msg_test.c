@@ -70,7 +70,10 @@ static void test_delta_round_trip(void **state)
     r.values[1] = INFINITY;
     r.values[2] = -INFINITY;
     sl_rows_put(&rows, &r);
-    sl_delta d = {.ds = S("page_events"), .partition = 11, .offset_lo = 100, .offset_hi = 250,
+    sl_delta d = {.ds = S("page_events"),
+                  .partition = 11,
+                  .offset_lo = 100,
+                  .offset_hi = 250,
                   .rows = {rows.data, rows.len}};
     sl_delta_encode(&msg, &d);
     assert_int_equal(sl_msg_type(msg.data, msg.len), SL_MSG_DELTA);
@@ -88,8 +91,8 @@ static void test_delta_round_trip(void **state)
     assert_int_equal(o.count, 7);
     assert_true(sl_str_eq(o.dims[0], "a"));
     assert_null(o.dims[1].p);
-    assert_true(o.values[0] == 1.5 && isinf(o.values[1]) && o.values[1] > 0 &&
-                isinf(o.values[2]) && o.values[2] < 0);
+    assert_true(o.values[0] == 1.5 && isinf(o.values[1]) && o.values[1] > 0 && isinf(o.values[2]) &&
+                o.values[2] < 0);
     assert_int_equal(sl_rows_next(&it, &o, NULL), 0);
     sl_buf_fini(&rows);
     sl_buf_fini(&msg);
@@ -108,8 +111,8 @@ static void test_messages_round_trip(void **state)
     assert_true(sl_str_eq(rq2.ds, "ds") && sl_str_eq(rq2.body, "{\"a\":1}\n"));
 
     sl_line_error le[2] = {{3, S("bad")}, {9, S("worse")}};
-    sl_ingest_rep rp = {.status = 0, .accepted = 5, .rejected = 2, .nerrors = 2, .errors = le,
-                        .error = {NULL, 0}};
+    sl_ingest_rep rp = {
+        .status = 0, .accepted = 5, .rejected = 2, .nerrors = 2, .errors = le, .error = {NULL, 0}};
     sl_buf_reset(&b);
     sl_ingest_rep_encode(&b, &rp);
     sl_ingest_rep rp2;
@@ -134,8 +137,8 @@ static void test_messages_round_trip(void **state)
     assert_true(sl_str_eq(em2.parts[0].events, "xx"));
     sl_events_msg_fini(&em2);
 
-    sl_part_batch pb = {.ds = S("ds"), .partition = 5, .first_offset = 1LL << 40, .count = 3,
-                        .events = S("e")};
+    sl_part_batch pb = {
+        .ds = S("ds"), .partition = 5, .first_offset = 1LL << 40, .count = 3, .events = S("e")};
     sl_buf_reset(&b);
     sl_part_batch_encode(&b, &pb);
     sl_part_batch pb2;
@@ -203,7 +206,10 @@ static void test_log_record_source(void **state)
     sl_buf_init(&b);
     sl_log_part parts[2] = {{.partition = 3, .first_offset = 10, .count = 2, .events = S("ab")},
                             {.partition = 0, .first_offset = 0, .count = 1, .events = S("c")}};
-    sl_log_record in = {.ds = S("ds"), .appended_ms = 7, .nparts = 2, .parts = parts,
+    sl_log_record in = {.ds = S("ds"),
+                        .appended_ms = 7,
+                        .nparts = 2,
+                        .parts = parts,
                         .source = {S("user-events"), 11, 100, 199}};
     int types[2] = {SL_MSG_APPEND_REQ, SL_MSG_LOG_RECORD};
     for (int t = 0; t < 2; t++) {
@@ -254,6 +260,123 @@ static void test_log_record_source(void **state)
     sl_buf_fini(&b);
 }
 
+/* Events with the hashes of distinct fields (a 4th item) and without (3 items, as in
+ * records written before sketches existed); rows with sketches (a 5th item) and without. */
+static void test_hashes_and_sketches_round_trip(void **state)
+{
+    sl_buf blob;
+    sl_buf_init(&blob);
+    sl_event in = {.ts_ms = 5, .ndims = 1, .nfields = 1, .nhashes = 3};
+    in.dims[0] = S("x");
+    in.has_field[0] = true;
+    in.fields[0] = 2.5;
+    in.has_hash[0] = true;
+    in.hashes[0] = UINT64_MAX;
+    in.has_hash[1] = false;
+    in.has_hash[2] = true;
+    in.hashes[2] = 0;
+    sl_events_put(&blob, &in);
+    size_t first = blob.len;
+    in.nhashes = 0;
+    sl_events_put(&blob, &in);
+    assert_int_equal((unsigned char)blob.data[0], 0x94);
+    assert_int_equal((unsigned char)blob.data[first], 0x93);
+    sl_events_iter it;
+    sl_event ev;
+    sl_err err = {0};
+    sl_events_iter_init(&it, blob.data, blob.len);
+    assert_int_equal(sl_events_next(&it, &ev, &err), 1);
+    assert_int_equal(ev.nhashes, 3);
+    assert_true(ev.has_hash[0] && ev.hashes[0] == UINT64_MAX);
+    assert_false(ev.has_hash[1]);
+    assert_true(ev.has_hash[2] && ev.hashes[2] == 0);
+    assert_true(ev.has_field[0] && ev.fields[0] == 2.5);
+    assert_int_equal(sl_events_next(&it, &ev, &err), 1);
+    assert_int_equal(ev.nhashes, 0);
+    assert_int_equal(sl_events_next(&it, &ev, &err), 0);
+
+    /* rows: sketch bytes are views; +0 values travel as one byte */
+    static const char hll1[] = "\x01\x01\x00\x01\x11\x22\x33\x44\x55\x66\x77\x88";
+    static const char dds1[] = "\x01\x02\x03\x00\x00\x00\x00\x00\x00\x45\x40";
+    sl_row r = {.bucket_ms = 60000, .ndims = 1, .count = 3, .nvalues = 3};
+    r.dims[0] = S("a");
+    r.values[0] = 7;
+    r.sketches[1] = (sl_str){hll1, sizeof(hll1) - 1};
+    r.sketches[2] = (sl_str){dds1, sizeof(dds1) - 1};
+    sl_buf_reset(&blob);
+    sl_rows_put(&blob, &r);
+    first = blob.len;
+    sl_row plain = {.bucket_ms = 0, .ndims = 0, .count = 1, .nvalues = 1};
+    sl_rows_put(&blob, &plain);
+    assert_int_equal((unsigned char)blob.data[0], 0x95);
+    assert_int_equal((unsigned char)blob.data[first], 0x94);
+    assert_int_equal(blob.len - first, 6); /* [0, [], 1, [0]] */
+    sl_row o;
+    sl_rows_iter_init(&it, blob.data, blob.len);
+    assert_int_equal(sl_rows_next(&it, &o, &err), 1);
+    assert_int_equal(o.nvalues, 3);
+    assert_true(o.values[0] == 7 && o.values[1] == 0 && o.values[2] == 0);
+    assert_null(o.sketches[0].p);
+    assert_int_equal(o.sketches[1].len, sizeof(hll1) - 1);
+    assert_memory_equal(o.sketches[1].p, hll1, sizeof(hll1) - 1);
+    assert_int_equal(o.sketches[2].len, sizeof(dds1) - 1);
+    assert_memory_equal(o.sketches[2].p, dds1, sizeof(dds1) - 1);
+    assert_int_equal(sl_rows_next(&it, &o, &err), 1);
+    assert_int_equal(o.nvalues, 1);
+    assert_null(o.sketches[0].p);
+    assert_int_equal(sl_rows_next(&it, &o, &err), 0);
+    sl_buf_fini(&blob);
+}
+
+/* Each malformed hash or sketch item is refused with a message naming it. */
+static void test_bad_hashes_and_sketches_rejected(void **state)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        bool row;
+        const char *msg;
+    } cases[] = {
+        {"\x94\x00\x90\x90\x91\xa1x", 7, false, "event hash is not an unsigned integer"},
+        {"\x94\x00\x90\x90\x91\xff", 6, false, "event hash is not an unsigned integer"},
+        {"\x94\x00\x90\x90\xc0", 5, false, "event hashes are not an array"},
+        {"\x95\x00\x90\x90\x90\x90", 6, false, "event is not an array of 3 to 4 items"},
+        {"\x95\x00\x90\x01\x91\x00\x92\xc0\xc0", 9, true,
+         "row sketches are not an array as long as its values"},
+        {"\x95\x00\x90\x01\x91\x00\x91\xa3"
+         "abc",
+         11, true, "row sketch is neither binary nor nil"},
+        {"\x95\x00\x90\x01\x91\x00\x91\xc4\x03\x09\x01\x00", 12, true,
+         "row sketch 0: sketch: unknown format version 9"},
+        {"\x95\x00\x90\x01\x91\x00\x91\xc4\x00", 9, true, "row sketch 0: sketch: truncated"},
+        {"\x95\x00\x90\x01\x91\x00\x91\xc4\x03\x01\x07\x00", 12, true,
+         "row sketch 0: sketch: unknown sketch type 7"},
+        {"\x96\x00\x90\x01\x91\x00\x91\xc0\xc0", 9, true, "row is not an array of 4 to 5"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sl_events_iter it;
+        sl_err err = {0};
+        int rc;
+        sl_events_iter_init(&it, cases[i].bytes, cases[i].len);
+        if (cases[i].row) {
+            sl_row o;
+            rc = sl_rows_next(&it, &o, &err);
+        } else {
+            sl_event ev;
+            rc = sl_events_next(&it, &ev, &err);
+        }
+        assert_int_equal(rc, SL_ECODEC);
+        if (strstr(err.msg, cases[i].msg) == NULL) {
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err.msg, cases[i].msg);
+        }
+    }
+    /* the smallest valid sketch (an empty quantiles sketch) is accepted */
+    sl_events_iter it;
+    sl_row o;
+    sl_events_iter_init(&it, "\x95\x00\x90\x01\x91\x00\x91\xc4\x03\x01\x02\x00", 12);
+    assert_int_equal(sl_rows_next(&it, &o, NULL), 1);
+    assert_int_equal(o.sketches[0].len, 3);
+}
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_events_round_trip),
@@ -261,6 +384,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_messages_round_trip),
     cmocka_unit_test(test_malformed_rejected),
     cmocka_unit_test(test_log_record_source),
+    cmocka_unit_test(test_hashes_and_sketches_round_trip),
+    cmocka_unit_test(test_bad_hashes_and_sketches_rejected),
 };
 
 SL_TEST_MAIN(tests)

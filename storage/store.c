@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include "log.h"
+#include "sketch.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -40,6 +41,12 @@ typedef struct dict_ent {
 } dict_ent;
 
 struct sl_store {
+    /* writer scratch for merging rows: the value being built, and one sketch of each
+     * type, cleared and reused for every merge */
+    sl_buf vbuf;
+    sl_buf skbuf;
+    sl_hll *hll;
+    sl_dds *dds;
     dict_ent *cache;
     size_t cache_cap, cache_n;
     MDB_env *env;
@@ -61,7 +68,7 @@ typedef struct seg_delta {
 struct sl_store_txn {
     sl_store *st;
     MDB_txn *txn;
-    int nds_before;      /* dbis opened in an aborted transaction are closed by LMDB: */
+    int nds_before;       /* dbis opened in an aborted transaction are closed by LMDB: */
     int base_open_before; /* forget them on abort */
     seg_delta *segs;
     int nsegs, capsegs;
@@ -137,6 +144,156 @@ static uint32_t minute_key(int64_t minute)
 static int64_t key_minute(uint32_t k)
 {
     return (int64_t)k - MINUTE_BIAS;
+}
+
+/* ---- row values ------------------------------------------------------------------- */
+
+/* A stored row's value (layout in store.h): count, the doubles of the value metrics
+ * (sum/min/max, in spec order), then the sketches of the sketch metrics (in spec order),
+ * each as a LEB128 length (0 = empty) and its bytes. Rows with no sketch data end after
+ * the doubles; so do rows written before the spec had sketch metrics, and a row whose
+ * sketch list is shorter than the spec's (a sketch metric added later) reads the missing
+ * ones as empty. */
+typedef struct row_val {
+    uint64_t count;
+    double values[SL_MAX_METRICS];   /* by metric index; 0 for sketch metrics */
+    sl_str sketches[SL_MAX_METRICS]; /* by metric index; views into the stored value */
+} row_val;
+
+static size_t value_metrics(const sl_spec *spec)
+{
+    size_t n = 0;
+    for (int i = 0; i < spec->nmetrics; i++) {
+        n += !sl_metric_is_sketch(spec->metrics[i].kind);
+    }
+    return n;
+}
+
+/* Parses a stored value; -1 with *why set when it does not fit spec. */
+static int val_decode(const sl_spec *spec, const unsigned char *p, size_t len, row_val *v,
+                      const char **why)
+{
+    size_t need = 8 + 8 * value_metrics(spec), off = 8;
+    if (len < need) {
+        *why = "shorter than its count and values";
+        return -1;
+    }
+    memcpy(&v->count, p, 8);
+    for (int i = 0; i < spec->nmetrics; i++) {
+        v->values[i] = 0;
+        v->sketches[i] = (sl_str){NULL, 0};
+        if (!sl_metric_is_sketch(spec->metrics[i].kind)) {
+            memcpy(&v->values[i], p + off, 8);
+            off += 8;
+        }
+    }
+    for (int i = 0; i < spec->nmetrics && off < len; i++) {
+        if (!sl_metric_is_sketch(spec->metrics[i].kind)) {
+            continue;
+        }
+        uint64_t n = 0;
+        for (int shift = 0;; shift += 7) {
+            if (off >= len || shift > 28) {
+                *why = "a sketch length is truncated or too long";
+                return -1;
+            }
+            unsigned char b = p[off++];
+            n |= (uint64_t)(b & 0x7f) << shift;
+            if ((b & 0x80) == 0) {
+                break;
+            }
+        }
+        if (n > len - off) {
+            *why = "a sketch is longer than the value";
+            return -1;
+        }
+        if (n > 0) {
+            v->sketches[i] = (sl_str){(const char *)p + off, (size_t)n};
+        }
+        off += (size_t)n;
+    }
+    if (off != len) {
+        *why = "it has bytes after the last sketch";
+        return -1;
+    }
+    return 0;
+}
+
+static void val_encode(const sl_spec *spec, const row_val *v, sl_buf *out)
+{
+    sl_buf_reset(out);
+    sl_buf_append(out, &v->count, 8);
+    bool any = false;
+    for (int i = 0; i < spec->nmetrics; i++) {
+        if (!sl_metric_is_sketch(spec->metrics[i].kind)) {
+            sl_buf_append(out, &v->values[i], 8);
+        } else {
+            any |= v->sketches[i].len > 0;
+        }
+    }
+    if (!any) {
+        return;
+    }
+    for (int i = 0; i < spec->nmetrics; i++) {
+        if (!sl_metric_is_sketch(spec->metrics[i].kind)) {
+            continue;
+        }
+        unsigned char len[5];
+        size_t n = 0;
+        uint64_t x = v->sketches[i].len;
+        do {
+            len[n++] = (unsigned char)((x & 0x7f) | (x >= 0x80 ? 0x80 : 0));
+            x >>= 7;
+        } while (x > 0);
+        sl_buf_append(out, len, n);
+        sl_buf_append(out, v->sketches[i].p, v->sketches[i].len);
+    }
+}
+
+static size_t copy(sl_buf *out, sl_str s)
+{
+    sl_buf_append(out, s.p, s.len);
+    return s.len;
+}
+
+/* Merges the serialized sketches old (may be empty) and add of a metric of kind, appending
+ * the result to out at [*off, *off + *len). add comes from a delta and is validated (its
+ * error code is returned); a stored sketch that does not decode sets *bad_old and returns
+ * SL_EIO. With nothing stored yet, add (once decoded) is copied as it is: the decoders
+ * accept only the canonical serialization, the one merging would produce. */
+static int sketch_merge(sl_store *st, sl_metric_kind kind, sl_str old, sl_str add, sl_buf *out,
+                        size_t *off, size_t *len, const char **bad_old, sl_err *err)
+{
+    int rc;
+    *off = out->len;
+    if (kind == SL_METRIC_DISTINCT) {
+        if (st->hll == NULL) {
+            st->hll = sl_hll_new();
+        }
+        sl_hll_clear(st->hll);
+        if (old.len > 0 && sl_hll_merge_bytes(st->hll, old.p, old.len, err) != 0) {
+            *bad_old = "distinct";
+            return SL_EIO;
+        }
+        if ((rc = sl_hll_merge_bytes(st->hll, add.p, add.len, err)) != 0) {
+            return rc;
+        }
+        *len = old.len > 0 ? sl_hll_serialize(st->hll, out) : copy(out, add);
+    } else {
+        if (st->dds == NULL) {
+            st->dds = sl_dds_new();
+        }
+        sl_dds_clear(st->dds);
+        if (old.len > 0 && sl_dds_merge_bytes(st->dds, old.p, old.len, err) != 0) {
+            *bad_old = "quantiles";
+            return SL_EIO;
+        }
+        if ((rc = sl_dds_merge_bytes(st->dds, add.p, add.len, err)) != 0) {
+            return rc;
+        }
+        *len = old.len > 0 ? sl_dds_serialize(st->dds, out) : copy(out, add);
+    }
+    return 0;
 }
 
 /* ---- open / close ------------------------------------------------------------------ */
@@ -262,6 +419,10 @@ void sl_store_close(sl_store *st)
     }
     cache_clear(st);
     mdb_env_close(st->env);
+    sl_buf_fini(&st->vbuf);
+    sl_buf_fini(&st->skbuf);
+    sl_hll_free(st->hll);
+    sl_dds_free(st->dds);
     free(st);
 }
 
@@ -409,8 +570,7 @@ static size_t offset_key(unsigned char *k, const char *ds, int partition)
     return n + 3;
 }
 
-int sl_store_get_offset(sl_store_txn *t, const char *ds, int partition, int64_t *out,
-                        sl_err *err)
+int sl_store_get_offset(sl_store_txn *t, const char *ds, int partition, int64_t *out, sl_err *err)
 {
     unsigned char k[200];
     if (strlen(ds) > 190) {
@@ -429,8 +589,7 @@ int sl_store_get_offset(sl_store_txn *t, const char *ds, int partition, int64_t 
     return 0;
 }
 
-int sl_store_set_offset(sl_store_txn *t, const char *ds, int partition, int64_t next,
-                        sl_err *err)
+int sl_store_set_offset(sl_store_txn *t, const char *ds, int partition, int64_t next, sl_err *err)
 {
     unsigned char k[200];
     if (strlen(ds) > 190) {
@@ -546,8 +705,8 @@ int sl_store_merge_row(sl_store_txn *t, const sl_spec *spec, const sl_row *row, 
         return fail(t, rc);
     }
     if (row->ndims != spec->ndims || row->nvalues != spec->nmetrics) {
-        return fail(t, sl_err_set(err, SL_EINVAL, "row shape does not match datasource %s",
-                                  spec->name));
+        return fail(
+            t, sl_err_set(err, SL_EINVAL, "row shape does not match datasource %s", spec->name));
     }
     unsigned char k[KEY_MAX];
     int64_t minute = floor_div(row->bucket_ms, MINUTE_MS);
@@ -560,43 +719,79 @@ int sl_store_merge_row(sl_store_txn *t, const sl_spec *spec, const sl_row *row, 
         put_u32(k + 4 + 4 * i, id);
     }
     MDB_val key = {4 + 4 * (size_t)spec->ndims, k}, val;
-    size_t vlen = 8 + 8 * (size_t)spec->nmetrics;
-    unsigned char v[8 + 8 * SL_MAX_METRICS];
-    uint64_t count = row->count;
-    double vals[SL_MAX_METRICS];
-    memcpy(vals, row->values, sizeof(double) * (size_t)spec->nmetrics);
+    row_val rv_new;
+    rv_new.count = row->count;
+    memcpy(rv_new.values, row->values, sizeof(double) * (size_t)spec->nmetrics);
     int rv = mdb_get(t->txn, d->rows, &key, &val);
     bool fresh = rv == MDB_NOTFOUND;
+    row_val old;
     if (rv == 0) {
-        if (val.mv_size != vlen) {
-            return fail(t, sl_err_set(err, SL_EIO, "stored row of %s has %zu bytes, expected %zu",
-                                      spec->name, val.mv_size, vlen));
+        const char *why = NULL;
+        if (val_decode(spec, val.mv_data, val.mv_size, &old, &why) != 0) {
+            return fail(t, sl_err_set(err, SL_EIO, "stored row of %s (%zu bytes) is corrupt: %s",
+                                      spec->name, val.mv_size, why));
         }
-        uint64_t old;
-        memcpy(&old, val.mv_data, 8);
-        count += old;
+        rv_new.count += old.count;
         for (int i = 0; i < spec->nmetrics; i++) {
-            double o;
-            memcpy(&o, (const char *)val.mv_data + 8 + 8 * i, 8);
+            double o = old.values[i];
             switch (spec->metrics[i].kind) {
             case SL_METRIC_MIN:
-                vals[i] = o < vals[i] ? o : vals[i];
+                rv_new.values[i] = o < rv_new.values[i] ? o : rv_new.values[i];
                 break;
             case SL_METRIC_MAX:
-                vals[i] = o > vals[i] ? o : vals[i];
+                rv_new.values[i] = o > rv_new.values[i] ? o : rv_new.values[i];
+                break;
+            case SL_METRIC_DISTINCT:
+            case SL_METRIC_QUANTILES:
+                rv_new.values[i] = 0;
                 break;
             default:
-                vals[i] += o;
+                rv_new.values[i] += o;
                 break;
             }
         }
     } else if (!fresh) {
         return fail(t, conv(rv, err, "row get"));
+    } else {
+        memset(old.sketches, 0, sizeof(old.sketches));
     }
-    memcpy(v, &count, 8);
-    memcpy(v + 8, vals, 8 * (size_t)spec->nmetrics);
-    val.mv_size = vlen;
-    val.mv_data = v;
+    /* Sketches: merged ones are built in skbuf first (its data may move while it grows),
+     * then the views are taken; a sketch with nothing new keeps the stored bytes, which
+     * stay valid until the put below. */
+    sl_buf *skbuf = &t->st->skbuf;
+    sl_buf_reset(skbuf);
+    size_t sk_off[SL_MAX_METRICS], sk_len[SL_MAX_METRICS];
+    bool merged[SL_MAX_METRICS] = {false};
+    for (int i = 0; i < spec->nmetrics; i++) {
+        rv_new.sketches[i] = (sl_str){NULL, 0};
+        sl_metric_kind kind = spec->metrics[i].kind;
+        if (!sl_metric_is_sketch(kind)) {
+            continue;
+        }
+        rv_new.values[i] = 0;
+        sl_str add = row->sketches[i];
+        if (add.p == NULL || add.len == 0) {
+            rv_new.sketches[i] = old.sketches[i];
+            continue;
+        }
+        const char *bad_old = NULL;
+        sl_err serr = {0};
+        if ((rc = sketch_merge(t->st, kind, old.sketches[i], add, skbuf, &sk_off[i], &sk_len[i],
+                               &bad_old, &serr)) != 0) {
+            return fail(t, sl_err_set(err, rc, "%s row of %s, metric %s: %s",
+                                      bad_old != NULL ? "stored" : "new", spec->name,
+                                      spec->metrics[i].name, serr.msg));
+        }
+        merged[i] = true;
+    }
+    for (int i = 0; i < spec->nmetrics; i++) {
+        if (merged[i]) {
+            rv_new.sketches[i] = (sl_str){skbuf->data + sk_off[i], sk_len[i]};
+        }
+    }
+    val_encode(spec, &rv_new, &t->st->vbuf);
+    val.mv_size = t->st->vbuf.len;
+    val.mv_data = t->st->vbuf.data;
     if ((rv = mdb_put(t->txn, d->rows, &key, &val, 0)) != 0) {
         return fail(t, conv(rv, err, "row put"));
     }
@@ -735,10 +930,11 @@ int sl_store_scan(sl_store_reader *r, const sl_spec *spec, int64_t from_ms, int6
     put_u32(k, minute_key(from_min));
     MDB_val key = {4, k}, val;
     uint32_t end_key = minute_key(to_min);
-    size_t klen = 4 + 4 * (size_t)spec->ndims, vlen = 8 + 8 * (size_t)spec->nmetrics;
+    size_t klen = 4 + 4 * (size_t)spec->ndims;
     sl_store_row row;
     row.ndims = spec->ndims;
     row.nvalues = spec->nmetrics;
+    row_val v;
     int rv = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     rc = 0;
     while (rv == 0) {
@@ -747,16 +943,24 @@ int sl_store_scan(sl_store_reader *r, const sl_spec *spec, int64_t from_ms, int6
         if (mk >= end_key) {
             break;
         }
-        if (key.mv_size != klen || val.mv_size != vlen) {
-            rc = sl_err_set(err, SL_EIO, "stored row of %s has an unexpected size", spec->name);
+        const char *why = NULL;
+        if (key.mv_size != klen) {
+            rc = sl_err_set(err, SL_EIO, "stored row key of %s has %zu bytes, expected %zu",
+                            spec->name, key.mv_size, klen);
+            break;
+        }
+        if (val_decode(spec, val.mv_data, val.mv_size, &v, &why) != 0) {
+            rc = sl_err_set(err, SL_EIO, "stored row of %s (%zu bytes) is corrupt: %s", spec->name,
+                            val.mv_size, why);
             break;
         }
         row.bucket_ms = key_minute(mk) * MINUTE_MS;
         for (int i = 0; i < spec->ndims; i++) {
             row.dim_ids[i] = get_u32(kp + 4 + 4 * i);
         }
-        memcpy(&row.count, val.mv_data, 8);
-        memcpy(row.values, (const char *)val.mv_data + 8, 8 * (size_t)spec->nmetrics);
+        row.count = v.count;
+        memcpy(row.values, v.values, sizeof(double) * (size_t)spec->nmetrics);
+        memcpy(row.sketches, v.sketches, sizeof(sl_str) * (size_t)spec->nmetrics);
         if ((rc = cb(arg, &row)) != 0) {
             break;
         }
@@ -769,8 +973,7 @@ int sl_store_scan(sl_store_reader *r, const sl_spec *spec, int64_t from_ms, int6
     return rc;
 }
 
-int sl_store_dict_size(sl_store_reader *r, const sl_spec *spec, int dim, uint32_t *n,
-                       sl_err *err)
+int sl_store_dict_size(sl_store_reader *r, const sl_spec *spec, int dim, uint32_t *n, sl_err *err)
 {
     ds_dbs *d;
     int rc = reader_ds(r, spec, &d, err);
@@ -823,8 +1026,8 @@ int sl_store_dict_get(sl_store_reader *r, const sl_spec *spec, int dim, uint32_t
     return 0;
 }
 
-int sl_store_dict_find(sl_store_reader *r, const sl_spec *spec, int dim, const char *s,
-                       size_t len, uint32_t *id, sl_err *err)
+int sl_store_dict_find(sl_store_reader *r, const sl_spec *spec, int dim, const char *s, size_t len,
+                       uint32_t *id, sl_err *err)
 {
     ds_dbs *d;
     int rc = reader_ds(r, spec, &d, err);
@@ -851,8 +1054,8 @@ int sl_store_dict_find(sl_store_reader *r, const sl_spec *spec, int dim, const c
     return sl_err_set(err, SL_ENOTFOUND, "value not in dictionary");
 }
 
-int sl_store_time_bounds(sl_store_reader *r, const sl_spec *spec, int64_t *min_ms,
-                         int64_t *max_ms, sl_err *err)
+int sl_store_time_bounds(sl_store_reader *r, const sl_spec *spec, int64_t *min_ms, int64_t *max_ms,
+                         sl_err *err)
 {
     ds_dbs *d;
     int rc = reader_ds(r, spec, &d, err);

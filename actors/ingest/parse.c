@@ -4,11 +4,11 @@
  * and `base` is the depth at which events sit (0 for an object stream, 1 inside an
  * array body). Only values directly inside an event object (depth base+1) are looked
  * at; a key is mapped to a "slot" (a spec field: timestamp, dimension, numeric field,
- * partition key; one name may play several roles) through a small hash table, and
- * the slot remembers the kind and text of the last value seen (duplicate keys: the
- * last wins). yajl's string pointers only live for the callback, so texts are copied
- * into a per-event scratch buffer. When the event object closes it is validated in
- * spec order and appended to its partition's blob.
+ * field of a distinct metric, partition key; one name may play several roles) through
+ * a small hash table, and the slot remembers the kind and text of the last value seen
+ * (duplicate keys: the last wins). yajl's string pointers only live for the callback,
+ * so texts are copied into a per-event scratch buffer. When the event object closes it
+ * is validated in spec order and appended to its partition's blob.
  *
  * Object streams are fed to yajl one line at a time with yajl_allow_multiple_values,
  * so a syntax error costs only its line: the line's results are rolled back, the
@@ -31,7 +31,7 @@
 #include "clock.h"
 #include "hash.h"
 
-#define MAX_SLOTS (SL_MAX_DIMS + SL_MAX_FIELDS + 2)
+#define MAX_SLOTS (SL_MAX_DIMS + 2 * SL_MAX_FIELDS + 2)
 #define TABLE_SIZE 256 /* power of two, well above 2 * MAX_SLOTS */
 
 /* The kind of the last value seen for a slot. */
@@ -78,6 +78,8 @@ struct sl_parse_priv {
     int pkey_slot; /* -1: no partition key */
     int dim_slot[SL_MAX_DIMS];
     int field_slot[SL_MAX_FIELDS];
+    int field_quantiles[SL_MAX_FIELDS]; /* metric index of a quantiles metric over it, or -1 */
+    int hfield_slot[SL_MAX_FIELDS];
 
     /* structure */
     yajl_handle h;
@@ -670,8 +672,48 @@ static void finish_event(sl_parse_priv *q)
                    excerpt(text + v->off, v->len, xbuf, sizeof(xbuf)));
             return;
         }
+        if (d < 0 && q->field_quantiles[i] >= 0) {
+            reject(q,
+                   "field \"%s\" must not be negative (got %s): the quantiles metric \"%s\" "
+                   "keeps values >= 0",
+                   spec->fields[i], excerpt(text + v->off, v->len, xbuf, sizeof(xbuf)),
+                   spec->metrics[q->field_quantiles[i]].name);
+            return;
+        }
         ev->has_field[i] = true;
         ev->fields[i] = d;
+    }
+
+    /* fields of distinct metrics: the xxh64 of the value's text (a string's bytes, or a
+     * number's or boolean's JSON text, as for dimensions), which is all the HLL needs;
+     * the partition key, when it is the same field, reuses it */
+    ev->nhashes = spec->nhfields;
+    uint64_t pkey_hash = 0;
+    bool have_key_hash = false;
+    for (int i = 0; i < spec->nhfields; i++) {
+        v = &q->vals[q->hfield_slot[i]];
+        ev->has_hash[i] = false;
+        ev->hashes[i] = 0;
+        switch (v->kind) {
+        case V_STRING:
+        case V_NUMBER:
+        case V_BOOL:
+            ev->has_hash[i] = true;
+            ev->hashes[i] = sl_hash64(text + v->off, v->len);
+            if (q->hfield_slot[i] == q->pkey_slot) {
+                pkey_hash = ev->hashes[i];
+                have_key_hash = true;
+            }
+            break;
+        case V_COMPOUND:
+            reject(q,
+                   "field \"%s\" must be a string, a number or a boolean (its distinct values "
+                   "are counted)",
+                   spec->hfields[i]);
+            return;
+        default:
+            break;
+        }
     }
 
     /* partition */
@@ -698,7 +740,9 @@ static void finish_event(sl_parse_priv *q)
             break;
         }
     }
-    int part = sl_partition_of(key, klen, spec->partitions);
+    int part = have_key_hash && key != NULL
+                   ? (int)(pkey_hash % (uint64_t)spec->partitions) /* = sl_partition_of */
+                   : sl_partition_of(key, klen, spec->partitions);
     if (q->track) {
         if (q->npend == q->pendcap) {
             q->pendcap = q->pendcap == 0 ? 8 : q->pendcap * 2;
@@ -764,7 +808,8 @@ static int add_slot(sl_parse_priv *q, const char *name)
  * parser valid whatever happens to earlier specs. */
 static void bind_spec(sl_parse_priv *q, const sl_spec *spec)
 {
-    SL_ASSERT(spec->ndims <= SL_MAX_DIMS && spec->nfields <= SL_MAX_FIELDS);
+    SL_ASSERT(spec->ndims <= SL_MAX_DIMS && spec->nfields <= SL_MAX_FIELDS &&
+              spec->nhfields <= SL_MAX_FIELDS);
     q->spec = spec;
     q->nslots = 0;
     memset(q->table, 0, sizeof(q->table));
@@ -774,6 +819,15 @@ static void bind_spec(sl_parse_priv *q, const sl_spec *spec)
     }
     for (int i = 0; i < spec->nfields; i++) {
         q->field_slot[i] = add_slot(q, spec->fields[i]);
+        q->field_quantiles[i] = -1;
+    }
+    for (int m = 0; m < spec->nmetrics; m++) {
+        if (spec->metrics[m].kind == SL_METRIC_QUANTILES && spec->metrics[m].field_index >= 0) {
+            q->field_quantiles[spec->metrics[m].field_index] = m;
+        }
+    }
+    for (int i = 0; i < spec->nhfields; i++) {
+        q->hfield_slot[i] = add_slot(q, spec->hfields[i]);
     }
     q->pkey_slot = spec->partition_key != NULL ? add_slot(q, spec->partition_key) : -1;
 }

@@ -1008,6 +1008,73 @@ static void seed_config_and_event(void **state)
     }
     assert_int_equal(ev.nfields, 1);
     assert_true(ev.has_field[0] && ev.fields[0] == 87.0);
+    /* the "users" metric: the event carries XXH64("u1234") (hash_test.c's value) */
+    assert_int_equal(ev.nhashes, 1);
+    assert_true(ev.has_hash[0]);
+    assert_true(ev.hashes[0] == 0x9314A49CC49A958EULL);
+}
+
+/* Fields of distinct metrics travel as the XXH64 of their text (values from hash_test.c,
+ * computed independently); quantiles fields refuse negative numbers. */
+static void distinct_and_quantiles_fields(void **state)
+{
+    fx *f = *state;
+    sl_spec_free(f->spec);
+    const char *j = "{\"name\":\"t\",\"dimensions\":[\"page\"],\"metrics\":["
+                    "{\"name\":\"users\",\"type\":\"distinct\",\"field\":\"user_id\"},"
+                    "{\"name\":\"lat\",\"type\":\"quantiles\",\"field\":\"latency_ms\"},"
+                    "{\"name\":\"tags\",\"type\":\"distinct\",\"field\":\"tag\"},"
+                    "{\"name\":\"pages\",\"type\":\"distinct\",\"field\":\"page\"}],"
+                    "\"partitions\":{\"count\":12,\"key\":\"user_id\"}}";
+    sl_err err = {0};
+    if (sl_spec_parse(j, strlen(j), "t", &f->spec, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_int_equal(f->spec->nhfields, 3); /* user_id, tag, page */
+    static const struct {
+        const char *body;
+        int part;
+        bool has[3];
+        uint64_t hash[3];
+    } cases[] = {
+        {"{\"timestamp\":" TS ",\"user_id\":\"u1234\",\"tag\":\"abc\",\"page\":\"a\","
+         "\"latency_ms\":5}",
+         6,
+         {true, true, true},
+         {0x9314A49CC49A958EULL, 0x44BC2CF5AD770999ULL, 0xD24EC4F1A98C6E5BULL}},
+        /* escapes are decoded before hashing; "" is a value, unlike a missing field */
+        {"{\"timestamp\":" TS ",\"user_id\":\"\",\"tag\":\"\\u0061bc\"}",
+         9,
+         {true, true, false},
+         {0xEF46DB3751D8E999ULL, 0x44BC2CF5AD770999ULL, 0}},
+        /* missing and null: no hash; the partition is that of no key */
+        {"{\"timestamp\":" TS ",\"tag\":null,\"latency_ms\":-0}", 9, {false, false, false}, {0}},
+        /* a number counts as its JSON text, like a dimension */
+        {"{\"timestamp\":" TS ",\"user_id\":42,\"tag\":true}", 5, {true, true, false}, {0, 0, 0}},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        run(f, cases[c].body, 1, 0);
+        sl_event ev;
+        assert_int_equal(only_event(f, &ev), cases[c].part);
+        assert_int_equal(ev.nhashes, 3);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(ev.has_hash[i], cases[c].has[i]);
+            if (c == 3 && i < 2) {
+                assert_true(ev.hashes[i] == sl_hash64(i == 0 ? "42" : "true", i == 0 ? 2 : 4));
+            } else if (cases[c].has[i]) {
+                assert_true(ev.hashes[i] == cases[c].hash[i]);
+            }
+        }
+    }
+    expect_reject(f, "{\"timestamp\":" TS ",\"tag\":{\"a\":1}}",
+                  "field \"tag\" must be a string, a number or a boolean (its distinct values "
+                  "are counted)");
+    expect_reject(f, "{\"timestamp\":" TS ",\"user_id\":[1]}",
+                  "field \"user_id\" must be a string, a number or a boolean (its distinct "
+                  "values are counted)");
+    expect_reject(f, "{\"timestamp\":" TS ",\"latency_ms\":-0.5}",
+                  "field \"latency_ms\" must not be negative (got -0.5): the quantiles metric "
+                  "\"lat\" keeps values >= 0");
 }
 
 static const struct CMUnitTest tests[] = {
@@ -1048,6 +1115,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(decoded_events_equal_input, setup, teardown),
     cmocka_unit_test_setup_teardown(parser_reuse_across_specs, setup, teardown),
     cmocka_unit_test_setup_teardown(seed_config_and_event, setup, teardown),
+    cmocka_unit_test_setup_teardown(distinct_and_quantiles_fields, setup, teardown),
 };
 
 SL_TEST_MAIN(tests)

@@ -3,7 +3,14 @@
  * Three phases: compile (filters to per-dictionary bitmaps), scan (one sl_store_scan
  * per query interval, aggregating into the group table) and output (sort, zero-fill,
  * rank, having, limit, then JSON). The scan callback is the hot path: it touches only
- * integer ids, one cached bucket per stored minute and a flat accumulator array. */
+ * integer ids, one cached bucket per stored minute and a flat accumulator array.
+ *
+ * Sketch aggregators keep one decoded sketch per group (created at the group's first
+ * non-empty stored sketch) and merge each stored row's serialized sketch straight into
+ * it with sl_hll_merge_bytes / sl_dds_merge_bytes: nothing is re-serialized, and since
+ * both sketches are exactly mergeable the answer does not depend on how the rows were
+ * split or in which order they are read. cardinality hashes dimension values at query
+ * time, caching the hash of each dictionary id. */
 #define _GNU_SOURCE /* qsort_r */
 #include "exec.h"
 
@@ -13,8 +20,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "result.h"
+#include "sketch.h"
 
 /* ---- compiled filters ---------------------------------------------------------------- */
 
@@ -76,17 +85,26 @@ static inline bool cf_eval(const cfilt *f, const sl_store_row *row)
 
 /* ---- the execution state --------------------------------------------------------------- */
 
-/* Groups: open addressing over (bucket, ids[nk]); accumulators in one flat array. */
+/* Groups: open addressing over (bucket, ids[nk]); accumulators in one flat array,
+ * sketches (ns per group, NULL until the first value) in another. */
 typedef struct gtab {
     int nk;
     int na;
+    int ns;
     size_t n, cap;
     int64_t *bucket;
     uint32_t *ids;
     double *acc;
+    void **sk;
     uint32_t *slot; /* group index + 1; 0 = empty */
     size_t nslots;  /* power of two */
 } gtab;
+
+/* The hashes of one dimension's dictionary ids, filled on first use (0: not yet). */
+typedef struct idhash {
+    uint64_t *h;
+    uint32_t n;
+} idhash;
 
 typedef struct ex {
     const sl_native *q;
@@ -99,6 +117,10 @@ typedef struct ex {
     cfilt *filter;
     cfilt **aggf; /* per aggregator, NULL when unfiltered */
     double *acc_init;
+    bool *sk_dds;   /* per sketch: a DDSketch (else a HyperLogLog) */
+    void **sk_none; /* ns NULL sketches: an empty bucket's */
+    idhash hcache[SL_MAX_DIMS];
+    uint64_t ndense; /* HyperLogLogs turned dense, for the memory bound */
 
     gtab t;
     int qdim[SL_MAX_DIMS]; /* spec dim index of each query dimension, -1: always null */
@@ -135,6 +157,23 @@ static int dict_get(ex *e, int dim, uint32_t id, sl_str *s)
         return 0;
     }
     return sl_store_dict_get(e->rd, e->spec, dim, id, s, e->err);
+}
+
+/* Sizes the id hash cache of dimension d (read by a cardinality aggregator) to its
+ * dictionary; -1 (not a dimension) needs none. */
+static int hash_cache_init(ex *e, int d)
+{
+    if (d < 0 || e->hcache[d].h != NULL) {
+        return 0;
+    }
+    uint32_t n;
+    int rc = dict_size(e, d, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    e->hcache[d].n = n + 1;
+    e->hcache[d].h = sl_calloc((size_t)n + 1, sizeof(uint64_t));
+    return 0;
 }
 
 /* ---- filter compilation ---------------------------------------------------------------- */
@@ -332,20 +371,37 @@ static inline uint64_t key_hash(int64_t bucket, const uint32_t *ids, int nk)
     return mix64(h);
 }
 
-static void gtab_init(gtab *t, int nk, int na)
+static void gtab_init(gtab *t, int nk, int na, int ns)
 {
     memset(t, 0, sizeof(*t));
     t->nk = nk;
     t->na = na;
+    t->ns = ns;
     t->nslots = 64;
     t->slot = sl_calloc(t->nslots, sizeof(uint32_t));
 }
 
-static void gtab_fini(gtab *t)
+static void sketches_free(void **sk, int ns, const bool *is_dds)
 {
+    for (int i = 0; i < ns; i++) {
+        if (is_dds[i]) {
+            sl_dds_free(sk[i]);
+        } else {
+            sl_hll_free(sk[i]);
+        }
+        sk[i] = NULL;
+    }
+}
+
+static void gtab_fini(gtab *t, const bool *is_dds)
+{
+    for (size_t g = 0; g < t->n && t->ns > 0; g++) {
+        sketches_free(t->sk + g * (size_t)t->ns, t->ns, is_dds);
+    }
     free(t->bucket);
     free(t->ids);
     free(t->acc);
+    free(t->sk);
     free(t->slot);
 }
 
@@ -391,6 +447,7 @@ static size_t gtab_get(gtab *t, int64_t bucket, const uint32_t *ids, const doubl
         t->bucket = sl_realloc(t->bucket, t->cap * sizeof(int64_t));
         t->ids = sl_realloc(t->ids, t->cap * klen + 1);
         t->acc = sl_realloc(t->acc, t->cap * sizeof(double) * (size_t)t->na + 1);
+        t->sk = sl_realloc(t->sk, t->cap * sizeof(void *) * (size_t)t->ns + 1);
     }
     size_t g = t->n++;
     t->bucket[g] = bucket;
@@ -399,6 +456,9 @@ static size_t gtab_get(gtab *t, int64_t bucket, const uint32_t *ids, const doubl
     }
     if (t->na > 0) {
         memcpy(t->acc + g * (size_t)t->na, init, sizeof(double) * (size_t)t->na);
+    }
+    for (int k = 0; k < t->ns; k++) {
+        t->sk[g * (size_t)t->ns + (size_t)k] = NULL;
     }
     t->slot[i] = (uint32_t)(g + 1);
     if (t->n * 2 > t->nslots) {
@@ -410,6 +470,115 @@ static size_t gtab_get(gtab *t, int64_t bucket, const uint32_t *ids, const doubl
 /* ---- scan ------------------------------------------------------------------------------ */
 
 #define STOP_FULL 1
+#define STOP_SKETCHES 2
+
+/* Dense HyperLogLogs hold 16 KiB each: at most this many per query (512 MiB). */
+#define MAX_DENSE_SKETCHES 32768
+
+/* A stored sketch that does not decode: the store is damaged, not the query. */
+static int bad_sketch(ex *e, const sl_store_row *row, const sl_agg *a, const sl_err *why)
+{
+    char t[40];
+    return sl_err_set(e->err, SL_EIO, "stored row of %s at %s: metric \"%s\" is unreadable: %s",
+                      e->spec->name, sl_time_format(row->bucket_ms, t, sizeof(t)),
+                      e->spec->metrics[a->src].name, why->msg);
+}
+
+/* xxHash64 of the string of dictionary id of dimension d (the hash a distinct metric
+ * gives the same value), cached per id. */
+static int id_hash(ex *e, int d, uint32_t id, uint64_t *out)
+{
+    idhash *c = &e->hcache[d];
+    if (id < c->n && c->h[id] != 0) {
+        *out = c->h[id];
+        return 0;
+    }
+    sl_str s;
+    int rc = dict_get(e, d, id, &s);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t h = sl_hash64(s.p != NULL ? s.p : "", s.len);
+    if (id < c->n) {
+        c->h[id] = h;
+    }
+    *out = h;
+    return 0;
+}
+
+/* Hashes of the row for a cardinality aggregator: the non-null values of its fields, or
+ * (byRow) one hash of the combination, unless every field is null. */
+static int card_add(ex *e, const sl_agg *a, const sl_store_row *row, sl_hll *h)
+{
+    uint64_t hs[SL_MAX_DIMS];
+    bool any = false;
+    for (int k = 0; k < a->nfields; k++) {
+        int d = a->fields[k];
+        uint32_t id = d >= 0 ? row->dim_ids[d] : 0;
+        /* null: a value no string hashes to in practice, so that (null, "x") and
+         * ("", "x") differ */
+        hs[k] = 0x9e3779b97f4a7c15ULL;
+        if (id == 0) {
+            continue;
+        }
+        int rc = id_hash(e, d, id, &hs[k]);
+        if (rc != 0) {
+            return rc;
+        }
+        any = true;
+        if (!a->by_row || a->nfields == 1) {
+            sl_hll_add_hash(h, hs[k]);
+        }
+    }
+    if (any && a->by_row && a->nfields > 1) {
+        sl_hll_add_hash(h, sl_hash64(hs, sizeof(uint64_t) * (size_t)a->nfields));
+    }
+    return 0;
+}
+
+static int sketch_row(ex *e, const sl_agg *a, const sl_store_row *row, void **slot)
+{
+    sl_err why = {0, ""};
+    if (a->op == SL_AGG_DDS) {
+        sl_str b = row->sketches[a->src];
+        if (b.p == NULL || b.len == 0) {
+            return 0;
+        }
+        if (*slot == NULL) {
+            *slot = sl_dds_new();
+        }
+        if (sl_dds_merge_bytes(*slot, b.p, b.len, &why) != 0) {
+            return bad_sketch(e, row, a, &why);
+        }
+        return 0;
+    }
+    if (a->op == SL_AGG_HLL) {
+        sl_str b = row->sketches[a->src];
+        if (b.p == NULL || b.len == 0) {
+            return 0;
+        }
+        if (*slot == NULL) {
+            *slot = sl_hll_new();
+        }
+        bool sparse = sl_hll_is_sparse(*slot);
+        if (sl_hll_merge_bytes(*slot, b.p, b.len, &why) != 0) {
+            return bad_sketch(e, row, a, &why);
+        }
+        if (sparse && !sl_hll_is_sparse(*slot) && ++e->ndense > MAX_DENSE_SKETCHES) {
+            return STOP_SKETCHES;
+        }
+        return 0;
+    }
+    if (*slot == NULL) {
+        *slot = sl_hll_new();
+    }
+    bool sparse = sl_hll_is_sparse(*slot);
+    int rc = card_add(e, a, row, *slot);
+    if (rc == 0 && sparse && !sl_hll_is_sparse(*slot) && ++e->ndense > MAX_DENSE_SKETCHES) {
+        return STOP_SKETCHES;
+    }
+    return rc;
+}
 
 static int on_row(void *arg, const sl_store_row *row)
 {
@@ -448,6 +617,13 @@ static int on_row(void *arg, const sl_store_row *row)
         if (e->aggf[i] != NULL && !cf_eval(e->aggf[i], row)) {
             continue;
         }
+        if (a->sketch >= 0) {
+            int rc = sketch_row(e, a, row, &e->t.sk[g * (size_t)e->t.ns + (size_t)a->sketch]);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
         double v = a->src < 0 ? (double)row->count : row->values[a->src];
         /* Stored min/max rows without a value hold +-inf; never let them win. */
         if (!isfinite(v)) {
@@ -466,6 +642,10 @@ static int on_row(void *arg, const sl_store_row *row)
             if (v > acc[i]) {
                 acc[i] = v;
             }
+            break;
+        case SL_AGG_HLL:
+        case SL_AGG_CARD:
+        case SL_AGG_DDS:
             break;
         }
     }
@@ -490,6 +670,13 @@ static int scan_range(ex *e, int64_t from, int64_t to, sl_store_scan_cb cb)
                           "use a coarser granularity, fewer dimensions or a filter",
                           SL_EXEC_MAX_GROUPS);
     }
+    if (rc == STOP_SKETCHES) {
+        return sl_err_set(e->err, SL_ETOOBIG,
+                          "the query keeps more than %d large distinct-count sketches (one per "
+                          "group and aggregator, 16 KiB each); use a coarser granularity, fewer "
+                          "dimensions or a filter",
+                          MAX_DENSE_SKETCHES);
+    }
     return rc;
 }
 
@@ -507,18 +694,49 @@ static int scan_all(ex *e)
 
 /* ---- values -------------------------------------------------------------------------- */
 
-static sl_qval post_eval(const sl_post *p, const sl_qval *vals)
+/* The estimate of an HLL sketch (NULL: empty), rounded when the column is a long. */
+static double hll_value(const void *sk, bool round_it)
 {
-    sl_qval r = {0, false};
+    double v = sk != NULL ? sl_hll_estimate(sk) : 0.0;
+    return round_it ? round(v) : v;
+}
+
+/* A row's sketches (ns of them, NULL: empty) and scratch for its array values. */
+typedef struct rowsk {
+    void *const *sk;
+    double *arr;
+} rowsk;
+
+static sl_qval post_eval(const sl_native *q, const sl_post *p, const sl_qval *vals, const rowsk *rs)
+{
+    sl_qval r = {0, false, NULL};
     switch (p->type) {
     case SL_POST_FIELD:
         return vals[p->ref];
     case SL_POST_CONST:
         r.v = p->value;
         return r;
+    case SL_POST_ESTIMATE:
+        r.v = hll_value(rs->sk[q->aggs[p->ref].sketch], p->is_long);
+        return r;
+    case SL_POST_QUANTILE: {
+        const sl_dds *d = rs->sk[q->aggs[p->ref].sketch];
+        r.v = d != NULL ? sl_dds_quantile(d, p->value) : NAN;
+        r.null = isnan(r.v);
+        return r;
+    }
+    case SL_POST_QUANTILES: {
+        const sl_dds *d = rs->sk[q->aggs[p->ref].sketch];
+        double *out = rs->arr + p->arr_off;
+        for (int i = 0; i < p->nfractions; i++) {
+            out[i] = d != NULL ? sl_dds_quantile(d, p->fractions[i]) : NAN;
+        }
+        r.arr = out;
+        return r;
+    }
     case SL_POST_ARITH:
         for (int i = 0; i < p->nfields; i++) {
-            sl_qval x = post_eval(p->fields[i], vals);
+            sl_qval x = post_eval(q, p->fields[i], vals, rs);
             if (x.null) {
                 r.null = true;
                 return r;
@@ -553,7 +771,7 @@ static sl_qval post_eval(const sl_post *p, const sl_qval *vals)
     case SL_POST_LEAST: {
         bool any = false;
         for (int i = 0; i < p->nfields; i++) {
-            sl_qval x = post_eval(p->fields[i], vals);
+            sl_qval x = post_eval(q, p->fields[i], vals, rs);
             if (x.null) {
                 continue;
             }
@@ -572,21 +790,52 @@ static sl_qval post_eval(const sl_post *p, const sl_qval *vals)
     return r;
 }
 
-/* Aggregator results (min/max never set: null; long: truncated) and post-aggregators. */
-static void finalize(const sl_native *q, const double *acc, sl_qval *vals)
+/* Aggregator results (min/max never set: null; long: truncated; sketches: their
+ * estimate, rounded for "round": true, or their count of values) and post-aggregators.
+ * rs->arr has q->narr doubles for the array values, which vals then point into. */
+static void finalize(const sl_native *q, const double *acc, const rowsk *rs, sl_qval *vals)
 {
     for (int i = 0; i < q->naggs; i++) {
         const sl_agg *a = &q->aggs[i];
         double v = acc[i];
+        vals[i].arr = NULL;
+        if (a->sketch >= 0) {
+            const void *sk = rs->sk[a->sketch];
+            vals[i].null = false;
+            vals[i].v = a->op == SL_AGG_DDS ? (sk != NULL ? (double)sl_dds_count(sk) : 0.0)
+                                            : hll_value(sk, a->is_long);
+            continue;
+        }
         vals[i].null = a->op != SL_AGG_SUM && isinf(v);
         vals[i].v = a->is_long ? trunc(v) : v;
     }
     for (int j = 0; j < q->npost; j++) {
-        sl_qval r = post_eval(q->post[j], vals);
-        if (!r.null && !isfinite(r.v)) {
+        sl_qval r = post_eval(q, q->post[j], vals, rs);
+        if (r.arr == NULL && !r.null && !isfinite(r.v)) {
             r.null = true;
         }
         vals[q->naggs + j] = r;
+    }
+}
+
+/* into += the sketches of sk (both ns long; into's NULL entries are created). */
+static void combine_sketches(const ex *e, void **into, void *const *sk)
+{
+    for (int i = 0; i < e->t.ns; i++) {
+        if (sk[i] == NULL) {
+            continue;
+        }
+        if (e->sk_dds[i]) {
+            if (into[i] == NULL) {
+                into[i] = sl_dds_new();
+            }
+            sl_dds_merge(into[i], sk[i]);
+        } else {
+            if (into[i] == NULL) {
+                into[i] = sl_hll_new();
+            }
+            sl_hll_merge(into[i], sk[i]);
+        }
     }
 }
 
@@ -603,6 +852,10 @@ static void combine(const sl_native *q, double *into, const double *acc)
         case SL_AGG_MAX:
             into[i] = acc[i] > into[i] ? acc[i] : into[i];
             break;
+        case SL_AGG_HLL:
+        case SL_AGG_CARD:
+        case SL_AGG_DDS:
+            break; /* combine_sketches */
         }
     }
 }
@@ -675,12 +928,22 @@ typedef struct orow {
     sl_str *dims;
 } orow;
 
+/* The sketches of group g (e->sk_none for SIZE_MAX, an empty bucket). */
+static void *const *group_sketches(const ex *e, size_t g)
+{
+    if (g == SIZE_MAX || e->t.ns == 0) {
+        return e->sk_none;
+    }
+    return e->t.sk + g * (size_t)e->t.ns;
+}
+
 typedef struct sort_ctx {
     const sl_native *q;
 } sort_ctx;
 
-/* Resolves every group's dimension strings and values into rows. */
-static int make_rows(ex *e, orow **out, sl_qval **valbuf, sl_str **strbuf)
+/* Resolves every group's dimension strings and values into rows; array values live in
+ * *arrbuf. The caller frees the four buffers. */
+static int make_rows(ex *e, orow **out, sl_qval **valbuf, sl_str **strbuf, double **arrbuf)
 {
     const sl_native *q = e->q;
     size_t n = e->t.n;
@@ -688,14 +951,17 @@ static int make_rows(ex *e, orow **out, sl_qval **valbuf, sl_str **strbuf)
     orow *rows = sl_calloc(n + 1, sizeof(orow));
     sl_qval *vals = sl_calloc(n * (size_t)q->ncols + 1, sizeof(sl_qval));
     sl_str *strs = sl_calloc(n * (size_t)nk + 1, sizeof(sl_str));
+    double *arr = sl_calloc(n * (size_t)q->narr + 1, sizeof(double));
     *out = rows;
     *valbuf = vals;
     *strbuf = strs;
+    *arrbuf = arr;
     for (size_t g = 0; g < n; g++) {
         rows[g].bucket = e->t.bucket[g];
         rows[g].vals = vals + g * (size_t)q->ncols;
         rows[g].dims = strs + g * (size_t)nk;
-        finalize(q, e->t.acc + g * (size_t)e->t.na, rows[g].vals);
+        rowsk rs = {group_sketches(e, g), arr + g * (size_t)q->narr};
+        finalize(q, e->t.acc + g * (size_t)e->t.na, &rs, rows[g].vals);
         for (int k = 0; k < nk; k++) {
             if (e->qdim[k] < 0) {
                 continue;
@@ -740,9 +1006,9 @@ typedef struct ts_entry {
 } ts_entry;
 
 static void ts_row(yajl_gen g, const sl_native *q, int64_t ts, bool null_ts, const double *acc,
-                   sl_qval *vals)
+                   const rowsk *rs, sl_qval *vals)
 {
-    finalize(q, acc, vals);
+    finalize(q, acc, rs, vals);
     yajl_gen_map_open(g);
     sl_res_cstr(g, "timestamp");
     if (null_ts) {
@@ -767,6 +1033,8 @@ static int out_timeseries(ex *e, yajl_gen g)
     size_t nlist = 0;
     sl_qval *vals = sl_calloc((size_t)q->ncols + 1, sizeof(sl_qval));
     double *total = sl_malloc(((size_t)q->naggs + 1) * sizeof(double));
+    double *arr = sl_calloc((size_t)q->narr + 1, sizeof(double));
+    void **total_sk = sl_calloc((size_t)t->ns + 1, sizeof(void *));
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         order[i] = i;
@@ -821,14 +1089,17 @@ static int out_timeseries(ex *e, yajl_gen g)
     for (size_t i = 0; i < nlist; i++) {
         const double *acc =
             list[i].group == SIZE_MAX ? e->acc_init : t->acc + list[i].group * (size_t)t->na;
-        ts_row(g, q, list[i].bucket, false, acc, vals);
+        rowsk rs = {group_sketches(e, list[i].group), arr};
+        ts_row(g, q, list[i].bucket, false, acc, &rs, vals);
     }
     if (q->grand_total) {
         memcpy(total, e->acc_init, sizeof(double) * (size_t)q->naggs);
         for (size_t i = 0; i < n; i++) {
             combine(q, total, t->acc + i * (size_t)t->na);
+            combine_sketches(e, total_sk, group_sketches(e, i));
         }
-        ts_row(g, q, 0, true, total, vals);
+        rowsk rs = {total_sk, arr};
+        ts_row(g, q, 0, true, total, &rs, vals);
     }
     yajl_gen_array_close(g);
 out:
@@ -836,6 +1107,9 @@ out:
     free(list);
     free(vals);
     free(total);
+    free(arr);
+    sketches_free(total_sk, t->ns, e->sk_dds);
+    free(total_sk);
     return rc;
 }
 
@@ -876,7 +1150,8 @@ static int out_topn(ex *e, yajl_gen g)
     orow *rows = NULL, **ptrs = NULL;
     sl_qval *vals = NULL;
     sl_str *strs = NULL;
-    int rc = make_rows(e, &rows, &vals, &strs);
+    double *arr = NULL;
+    int rc = make_rows(e, &rows, &vals, &strs, &arr);
     size_t n = e->t.n, m = 0;
     if (rc != 0) {
         goto out;
@@ -922,6 +1197,7 @@ out:
     free(rows);
     free(vals);
     free(strs);
+    free(arr);
     return rc;
 }
 
@@ -976,7 +1252,7 @@ static bool having_filter(const sl_native *q, const sl_filter *f, const orow *r)
     }
     int col = -2 - f->dim;
     sl_qval v = r->vals[col];
-    if (v.null) {
+    if (v.null || v.arr != NULL) {
         return sl_filter_match_str(f, NULL, 0);
     }
     char buf[64];
@@ -1056,7 +1332,8 @@ static int out_groupby(ex *e, yajl_gen g)
     orow *rows = NULL, **ptrs = NULL;
     sl_qval *vals = NULL;
     sl_str *strs = NULL;
-    int rc = make_rows(e, &rows, &vals, &strs);
+    double *arr = NULL;
+    int rc = make_rows(e, &rows, &vals, &strs, &arr);
     size_t n = e->t.n, m = 0;
     if (rc != 0) {
         goto out;
@@ -1096,6 +1373,7 @@ out:
     free(rows);
     free(vals);
     free(strs);
+    free(arr);
     return rc;
 }
 
@@ -1222,6 +1500,8 @@ int sl_native_exec(const sl_native *q, sl_store *st, int64_t default_timeout_ms,
     }
     e.aggf = sl_calloc((size_t)q->naggs + 1, sizeof(cfilt *));
     e.acc_init = sl_calloc((size_t)q->naggs + 1, sizeof(double));
+    e.sk_dds = sl_calloc((size_t)q->nsketch + 1, sizeof(bool));
+    e.sk_none = sl_calloc((size_t)q->nsketch + 1, sizeof(void *));
     for (int i = 0; i < q->naggs; i++) {
         e.acc_init[i] = q->aggs[i].op == SL_AGG_MIN   ? INFINITY
                         : q->aggs[i].op == SL_AGG_MAX ? -INFINITY
@@ -1230,7 +1510,12 @@ int sl_native_exec(const sl_native *q, sl_store *st, int64_t default_timeout_ms,
     for (int k = 0; k < q->ndims; k++) {
         e.qdim[k] = q->dims[k].dim;
     }
-    gtab_init(&e.t, q->ndims, q->naggs);
+    for (int i = 0; i < q->naggs; i++) {
+        if (q->aggs[i].sketch >= 0) {
+            e.sk_dds[q->aggs[i].sketch] = q->aggs[i].op == SL_AGG_DDS;
+        }
+    }
+    gtab_init(&e.t, q->ndims, q->naggs, q->nsketch);
     yajl_gen g = NULL;
     int rc = 0;
 
@@ -1243,6 +1528,9 @@ int sl_native_exec(const sl_native *q, sl_store *st, int64_t default_timeout_ms,
     for (int i = 0; i < q->naggs && rc == 0; i++) {
         if (q->aggs[i].filter != NULL) {
             rc = compile(&e, q->aggs[i].filter, &e.aggf[i]);
+        }
+        for (int k = 0; k < q->aggs[i].nfields && rc == 0; k++) {
+            rc = hash_cache_init(&e, q->aggs[i].fields[k]);
         }
     }
     if (rc != 0) {
@@ -1289,7 +1577,12 @@ out:
     }
     free(e.aggf);
     free(e.acc_init);
-    gtab_fini(&e.t);
+    gtab_fini(&e.t, e.sk_dds);
+    free(e.sk_dds);
+    free(e.sk_none);
+    for (int d = 0; d < SL_MAX_DIMS; d++) {
+        free(e.hcache[d].h);
+    }
     return rc;
 }
 

@@ -3,7 +3,8 @@
  * One read transaction per query. Filters are compiled to a match bitmap per
  * dictionary (one byte per id of a dimension), so the scan loop only indexes arrays;
  * rows are aggregated into an open-addressing table keyed by (bucket, dimension ids),
- * and ids become strings only when the result is written. */
+ * and ids become strings only when the result is written. Sketch aggregators keep one
+ * decoded sketch per group and merge the stored rows' serialized sketches into it. */
 #ifndef SL_QUERY_EXEC_H
 #define SL_QUERY_EXEC_H
 
@@ -22,7 +23,9 @@
 /* Runs q and writes Druid's result JSON into out (reset first). st == NULL means the
  * store does not exist yet: every datasource is empty. default_timeout_ms applies
  * when the query's context gives none (0: no limit). Returns 0, or an error code with
- * err filled: SL_ETOOBIG, SL_ETIMEDOUT, or a store error. */
+ * err filled: SL_ETOOBIG (too many groups, rows or large sketches), SL_ETIMEDOUT, SL_EIO
+ * (a stored sketch that does not decode: the message names the row and metric), or a
+ * store error. */
 int sl_native_exec(const sl_native *q, sl_store *st, int64_t default_timeout_ms, sl_buf *out,
                    sl_err *err);
 

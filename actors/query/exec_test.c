@@ -12,6 +12,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "exec.h"
+#include "testjson.h"
 #include "result.h"
 
 #define T0 1749600000000LL /* 2025-06-11T00:00:00Z */
@@ -214,52 +215,6 @@ static yajl_val run(fixture *fx, int want_status, const char *fmt, ...)
     return fx->last;
 }
 
-/* Walks "a/0/b": object keys and array indexes. NULL when absent. */
-static yajl_val jat(yajl_val v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static yajl_val jat(yajl_val v, const char *fmt, ...)
-{
-    char path[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    char *save = NULL;
-    for (char *tok = strtok_r(path, "/", &save); tok != NULL && v != NULL;
-         tok = strtok_r(NULL, "/", &save)) {
-        if (YAJL_IS_ARRAY(v)) {
-            size_t i = (size_t)strtoul(tok, NULL, 10);
-            v = i < v->u.array.len ? v->u.array.values[i] : NULL;
-        } else if (YAJL_IS_OBJECT(v)) {
-            yajl_val next = NULL;
-            for (size_t i = 0; i < v->u.object.len; i++) {
-                if (strcmp(v->u.object.keys[i], tok) == 0) {
-                    next = v->u.object.values[i];
-                }
-            }
-            v = next;
-        } else {
-            v = NULL;
-        }
-    }
-    return v;
-}
-
-static size_t jlen(yajl_val v)
-{
-    assert_non_null(v);
-    assert_true(YAJL_IS_ARRAY(v));
-    return v->u.array.len;
-}
-
-static double jnum(yajl_val v)
-{
-    if (v == NULL || !YAJL_IS_NUMBER(v)) {
-        fail_msg("expected a number");
-    }
-    return YAJL_IS_INTEGER(v) ? (double)YAJL_GET_INTEGER(v) : YAJL_GET_DOUBLE(v);
-}
-
 static const char *jstr(yajl_val v)
 {
     if (v == NULL || YAJL_IS_NULL(v)) {
@@ -276,7 +231,7 @@ static void expect_num(yajl_val v, double want, const char *what)
     if (v == NULL || !YAJL_IS_NUMBER(v)) {
         fail_msg("%s: expected %g, got no number", what, want);
     }
-    double got = jnum(v);
+    double got = jnum(v, what);
     if (!(fabs(got - want) <= 1e-9 * fmax(1, fabs(want)))) {
         fail_msg("%s: expected %.17g, got %.17g", what, want, got);
     }
@@ -490,7 +445,7 @@ static void ts_skip_descending_limit(void **state)
                                 ",\"context\":{\"skipEmptyBuckets\":\"true\"}}");
     assert_int_equal(jlen(r), (size_t)with_data);
     for (size_t i = 0; i < jlen(r); i++) {
-        assert_true(jnum(jat(r, "%zu/result/n", i)) > 0);
+        assert_true(jnum(jat(r, "%zu/result/n", i), "value") > 0);
     }
     r = run(fx, 200, QHEAD IV3H ",\"granularity\":\"minute\"," AGGS ",\"descending\":true}");
     assert_int_equal(jlen(r), NMIN);
@@ -1084,7 +1039,7 @@ static void groupby(void **state)
     assert_int_equal(jlen(r), (size_t)want);
     for (size_t i = 0; i < jlen(r); i++) {
         assert_false(streq(jstr(jat(r, "%zu/event/country", i)), "US"));
-        assert_true(jnum(jat(r, "%zu/event/n", i)) >= (double)threshold);
+        assert_true(jnum(jat(r, "%zu/event/n", i), "value") >= (double)threshold);
     }
 
     /* numeric dimension order, descending */
@@ -1117,9 +1072,10 @@ static void groupby(void **state)
         for (int k = 0; k < 3; k++) {
             expect_time(jat(r, "%d/timestamp", hr * 3 + k), T0 + hr * HOUR, "hourly groupBy");
         }
-        assert_true(jnum(jat(r, "%d/event/n", hr * 3)) >= jnum(jat(r, "%d/event/n", hr * 3 + 1)));
-        assert_true(jnum(jat(r, "%d/event/n", hr * 3 + 1)) >=
-                    jnum(jat(r, "%d/event/n", hr * 3 + 2)));
+        assert_true(jnum(jat(r, "%d/event/n", hr * 3), "value") >=
+                    jnum(jat(r, "%d/event/n", hr * 3 + 1), "value"));
+        assert_true(jnum(jat(r, "%d/event/n", hr * 3 + 1), "value") >=
+                    jnum(jat(r, "%d/event/n", hr * 3 + 2), "value"));
     }
 
     /* no dimensions: one row; nothing matched: no rows */

@@ -1527,6 +1527,262 @@ static void metric_list(const sl_spec *spec, char *buf, size_t size)
     }
 }
 
+/* A metric's type as errors name it: the spec's type, and for sketches which one. */
+static const char *metric_kind_name(sl_metric_kind k)
+{
+    return k == SL_METRIC_DISTINCT    ? "distinct (HyperLogLog sketch)"
+           : k == SL_METRIC_QUANTILES ? "quantiles (DDSketch)"
+                                      : sl_metric_kind_name(k);
+}
+
+/* The metrics of kind k, or "(none)". */
+static void kind_list(const sl_spec *spec, sl_metric_kind k, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < spec->nmetrics; i++) {
+        if (spec->metrics[i].kind == k) {
+            list_append(buf, size, spec->metrics[i].name);
+        }
+    }
+    if (buf[0] == '\0') {
+        snprintf(buf, size, "(none)");
+    }
+}
+
+/* The metric of kind k kept for input field name, or -1. */
+static int metric_of_field(const sl_spec *spec, sl_metric_kind k, const char *name)
+{
+    for (int i = 0; i < spec->nmetrics; i++) {
+        if (spec->metrics[i].kind == k && spec->metrics[i].field != NULL &&
+            strcmp(spec->metrics[i].field, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Resolves the fieldName of a sketch aggregator (type) to a metric of kind want. Every
+ * way of pointing at the wrong column gets a message saying what it is instead. */
+static int sketch_source(pctx *c, const char *field, const char *path, const char *type,
+                         sl_metric_kind want, int *out)
+{
+    const sl_spec *spec = c->spec;
+    const char *want_name = want == SL_METRIC_DISTINCT ? "distinct" : "quantiles";
+    char list[300];
+    kind_list(spec, want, list, sizeof(list));
+    int m = sl_spec_metric(spec, field);
+    if (m >= 0 && spec->metrics[m].kind == want) {
+        *out = m;
+        return 0;
+    }
+    if (m >= 0) {
+        return BAD(c, path,
+                   "\"%s\" is a %s metric of datasource \"%s\"; a %s aggregator reads a %s "
+                   "metric: %s",
+                   field, metric_kind_name(spec->metrics[m].kind), spec->name, type, want_name,
+                   list);
+    }
+    if (strcmp(field, spec->count_name) == 0) {
+        return BAD(c, path,
+                   "\"%s\" is the event count of datasource \"%s\"; a %s aggregator reads a %s "
+                   "metric: %s",
+                   field, spec->name, type, want_name, list);
+    }
+    if (sl_spec_dim(spec, field) >= 0) {
+        if (want == SL_METRIC_DISTINCT) {
+            return BAD(c, path,
+                       "\"%s\" is a dimension of datasource \"%s\", not a distinct metric; count "
+                       "its values with {\"type\":\"cardinality\",\"fields\":[\"%s\"]}",
+                       field, spec->name, field);
+        }
+        return BAD(c, path,
+                   "\"%s\" is a dimension of datasource \"%s\"; a %s aggregator reads a "
+                   "quantiles metric: %s",
+                   field, spec->name, type, list);
+    }
+    int k = metric_of_field(spec, want, field);
+    if (k >= 0) {
+        return BAD(c, path,
+                   "\"%s\" is an input field that rollup did not keep; its %s sketch is the "
+                   "metric \"%s\"",
+                   field, want_name, spec->metrics[k].name);
+    }
+    return BAD(c, path, "\"%s\" is not a stored metric of datasource \"%s\"; %s metrics: %s", field,
+               spec->name, want_name, list);
+}
+
+/* Optional sketch parameters Druid defines: accepted when valid, otherwise unused (the
+ * stored sketches fix their precision; see docs/api.md). */
+static int sketch_params(pctx *c, yajl_val v, const char *path)
+{
+    char p[PATH_MAX_LEN];
+    int64_t x = 0;
+    int rc;
+    if ((rc = get_int(c, v, "lgK", path, 4, 21, &x)) != 0 ||
+        (rc = get_int(c, v, "maxStreamLength", path, 1, INT64_MAX, &x)) != 0) {
+        return rc;
+    }
+    x = 128;
+    if ((rc = get_int(c, v, "k", path, 2, 32768, &x)) != 0) {
+        return rc;
+    }
+    if ((x & (x - 1)) != 0) {
+        join_key(p, path, "k");
+        return BAD(c, p, "must be a power of 2 from 2 to 32768, got %lld", (long long)x);
+    }
+    const char *hll_type;
+    if ((rc = get_string(c, v, "tgtHllType", path, false, &hll_type)) != 0) {
+        return rc;
+    }
+    if (hll_type != NULL && strcmp(hll_type, "HLL_4") != 0 && strcmp(hll_type, "HLL_6") != 0 &&
+        strcmp(hll_type, "HLL_8") != 0) {
+        join_key(p, path, "tgtHllType");
+        return BAD(c, p, "expected HLL_4, HLL_6 or HLL_8, got \"%s\"", hll_type);
+    }
+    bool b = true;
+    if ((rc = get_bool(c, v, "isInputHyperUnique", path, &b)) != 0) {
+        return rc;
+    }
+    b = true;
+    if ((rc = get_bool(c, v, "shouldFinalize", path, &b)) != 0) {
+        return rc;
+    }
+    if (!b) {
+        join_key(p, path, "shouldFinalize");
+        return UNSUPPORTED(c, p,
+                           "false (returning the sketch itself) is not supported; results are "
+                           "always finalized");
+    }
+    return 0;
+}
+
+/* cardinality: "fields" are dimension names or default dimension specs. */
+static int card_fields(pctx *c, yajl_val v, const char *path, sl_agg *a)
+{
+    char p[PATH_MAX_LEN];
+    yajl_val arr = get_set(v, "fields");
+    join_key(p, path, "fields");
+    if (arr == NULL || !YAJL_IS_ARRAY(arr) || arr->u.array.len == 0) {
+        return BAD(c, p, "expected a non-empty array of dimension names, got %s",
+                   arr != NULL && YAJL_IS_ARRAY(arr) ? "an empty array" : jtype(arr));
+    }
+    if (arr->u.array.len > SL_MAX_DIMS) {
+        return BAD(c, p, "at most %d fields", SL_MAX_DIMS);
+    }
+    for (size_t i = 0; i < arr->u.array.len; i++) {
+        char pi[PATH_MAX_LEN];
+        join_index(pi, p, i);
+        yajl_val f = arr->u.array.values[i];
+        const char *name = NULL;
+        if (YAJL_IS_STRING(f)) {
+            name = JSTR(f);
+        } else if (YAJL_IS_OBJECT(f)) {
+            static const char *const keys[] = {"type", "dimension", "outputName", "outputType",
+                                               NULL};
+            const char *type;
+            int rc;
+            if ((rc = check_keys(c, f, pi, keys)) != 0 ||
+                (rc = get_string(c, f, "type", pi, false, &type)) != 0 ||
+                (rc = get_string(c, f, "dimension", pi, true, &name)) != 0) {
+                return rc;
+            }
+            if (type != NULL && strcmp(type, "default") != 0) {
+                char pt[PATH_MAX_LEN];
+                join_key(pt, pi, "type");
+                return UNSUPPORTED(
+                    c, pt, "dimension spec \"%s\" is not supported; only \"default\"", type);
+            }
+        } else {
+            return BAD(c, pi, "expected a dimension name or a dimension spec, got %s", jtype(f));
+        }
+        int d = sl_spec_dim(c->spec, name);
+        if (d < 0) {
+            int m = sl_spec_metric(c->spec, name);
+            int k = metric_of_field(c->spec, SL_METRIC_DISTINCT, name);
+            if (m >= 0 && c->spec->metrics[m].kind == SL_METRIC_DISTINCT) {
+                return BAD(c, pi,
+                           "\"%s\" is a distinct metric, not a dimension; read it with "
+                           "{\"type\":\"HLLSketchMerge\",\"fieldName\":\"%s\"}",
+                           name, name);
+            }
+            if (k >= 0) {
+                return BAD(c, pi,
+                           "\"%s\" is not a dimension of datasource \"%s\"; its distinct sketch is "
+                           "the metric \"%s\" (read it with HLLSketchMerge)",
+                           name, c->spec->name, c->spec->metrics[k].name);
+            }
+            return BAD(c, pi,
+                       "\"%s\" is not a dimension of datasource \"%s\"; cardinality counts "
+                       "dimension values",
+                       name, c->spec->name);
+        }
+        a->fields[a->nfields++] = d;
+    }
+    return 0;
+}
+
+/* The sketch aggregators. Returns 1 when type is not one of them. */
+static int parse_sketch_agg(pctx *c, yajl_val v, const char *path, const char *type, sl_agg *a)
+{
+    static const char *const hu_keys[] = {"type",  "name", "fieldName", "isInputHyperUnique",
+                                          "round", NULL};
+    static const char *const hll_keys[] = {"type",       "name",  "fieldName",      "lgK",
+                                           "tgtHllType", "round", "shouldFinalize", NULL};
+    static const char *const card_keys[] = {"type", "name", "fields", "byRow", "round", NULL};
+    static const char *const dds_keys[] = {
+        "type", "name", "fieldName", "k", "maxStreamLength", "shouldFinalize", NULL};
+    const char *const *keys;
+    sl_agg_op op;
+    if (strcmp(type, "hyperUnique") == 0) {
+        keys = hu_keys;
+        op = SL_AGG_HLL;
+    } else if (strcmp(type, "HLLSketchMerge") == 0 || strcmp(type, "HLLSketchBuild") == 0) {
+        keys = hll_keys;
+        op = SL_AGG_HLL;
+    } else if (strcmp(type, "cardinality") == 0) {
+        keys = card_keys;
+        op = SL_AGG_CARD;
+    } else if (strcmp(type, "quantilesDoublesSketch") == 0) {
+        keys = dds_keys;
+        op = SL_AGG_DDS;
+    } else {
+        return 1;
+    }
+    const char *name, *field = NULL;
+    bool round = false;
+    int rc;
+    char p[PATH_MAX_LEN];
+    if ((rc = check_keys(c, v, path, keys)) != 0 ||
+        (rc = get_string(c, v, "name", path, true, &name)) != 0 ||
+        (rc = get_bool(c, v, "round", path, &round)) != 0 ||
+        (rc = sketch_params(c, v, path)) != 0) {
+        return rc;
+    }
+    if (op != SL_AGG_CARD && (rc = get_string(c, v, "fieldName", path, true, &field)) != 0) {
+        return rc;
+    }
+    a->name = sl_strdup(name);
+    a->type = sl_strdup(type);
+    a->op = op;
+    a->is_long = op == SL_AGG_DDS || round;
+    a->src = -1;
+    join_key(p, path, "fieldName");
+    if (op == SL_AGG_CARD) {
+        if ((rc = get_bool(c, v, "byRow", path, &a->by_row)) != 0) {
+            return rc;
+        }
+        return card_fields(c, v, path, a);
+    }
+    if (strcmp(type, "HLLSketchBuild") == 0 && sl_spec_dim(c->spec, field) >= 0) {
+        /* building from a string column: the distinct values of that dimension */
+        a->op = SL_AGG_CARD;
+        a->fields[a->nfields++] = sl_spec_dim(c->spec, field);
+        return 0;
+    }
+    return sketch_source(c, field, p, type,
+                         op == SL_AGG_DDS ? SL_METRIC_QUANTILES : SL_METRIC_DISTINCT, &a->src);
+}
+
 static int parse_agg(pctx *c, yajl_val v, const char *path, sl_agg *a, bool inner)
 {
     char p[PATH_MAX_LEN];
@@ -1565,6 +1821,10 @@ static int parse_agg(pctx *c, yajl_val v, const char *path, sl_agg *a, bool inne
         }
         return parse_filter(c, get_set(v, "filter"), p, &a->filter);
     }
+    rc = parse_sketch_agg(c, v, path, type, a);
+    if (rc <= 0) {
+        return rc;
+    }
     const agg_type *t = NULL;
     for (size_t i = 0; i < sizeof(agg_types) / sizeof(agg_types[0]); i++) {
         if (strcmp(agg_types[i].name, type) == 0) {
@@ -1573,11 +1833,13 @@ static int parse_agg(pctx *c, yajl_val v, const char *path, sl_agg *a, bool inne
     }
     join_key(p, path, "type");
     if (t == NULL) {
-        char list[300] = "";
+        char list[400] = "";
         for (size_t i = 0; i < sizeof(agg_types) / sizeof(agg_types[0]); i++) {
             list_append(list, sizeof(list), agg_types[i].name);
         }
-        list_append(list, sizeof(list), "filtered");
+        list_append(list, sizeof(list),
+                    "hyperUnique, HLLSketchMerge, HLLSketchBuild, cardinality, "
+                    "quantilesDoublesSketch, filtered");
         return fail(c->err, SL_EINVAL, p, "aggregator type \"%s\" is not supported; supported: %s",
                     type, list);
     }
@@ -1604,6 +1866,16 @@ static int parse_agg(pctx *c, yajl_val v, const char *path, sl_agg *a, bool inne
         return BAD(c, p, "required for a %s aggregator", type);
     }
     int m = sl_spec_metric(c->spec, field);
+    if (m >= 0 && sl_metric_is_sketch(c->spec->metrics[m].kind)) {
+        bool hll = c->spec->metrics[m].kind == SL_METRIC_DISTINCT;
+        return BAD(c, p,
+                   "\"%s\" is a %s metric: it holds sketches, not numbers; read it with %s, not "
+                   "%s",
+                   field, metric_kind_name(c->spec->metrics[m].kind),
+                   hll ? "hyperUnique or HLLSketchMerge"
+                       : "quantilesDoublesSketch (and quantilesDoublesSketchToQuantile)",
+                   type);
+    }
     if (m >= 0) {
         a->src = m;
         return 0;
@@ -1641,6 +1913,7 @@ static int parse_aggs(pctx *c, yajl_val root)
         if (rc != 0) {
             return rc;
         }
+        a->sketch = sl_agg_is_sketch(a->op) ? q->nsketch++ : -1;
         for (int j = 0; j < q->naggs - 1; j++) {
             if (strcmp(q->aggs[j].name, a->name) == 0) {
                 return BAD(c, p, "output name \"%s\" is already used by aggregations[%d]", a->name,
@@ -1663,6 +1936,7 @@ static void post_free(sl_post *p)
         post_free(p->fields[i]);
     }
     free(p->fields);
+    free(p->fractions);
     free(p);
 }
 
@@ -1691,6 +1965,23 @@ static bool column_is_long(const sl_native *q, int i)
     return i < q->naggs ? q->aggs[i].is_long : q->post[i - q->naggs]->is_long;
 }
 
+bool sl_native_column_is_array(const sl_native *q, int i)
+{
+    return i >= q->naggs && q->post[i - q->naggs]->is_array;
+}
+
+/* Array columns hold several numbers: they can be output, not compared. */
+static int not_array(pctx *c, int col, const char *path, const char *use)
+{
+    if (col < 0 || !sl_native_column_is_array(c->q, col)) {
+        return 0;
+    }
+    return BAD(c, path,
+               "\"%s\" is an array of quantiles (quantilesDoublesSketchToQuantiles) and cannot be "
+               "%s; use quantilesDoublesSketchToQuantile for a single fraction",
+               sl_native_column_name(c->q, col), use);
+}
+
 static void column_list(const sl_native *q, char *buf, size_t size)
 {
     buf[0] = '\0';
@@ -1704,8 +1995,190 @@ static void column_list(const sl_native *q, char *buf, size_t size)
     }
 }
 
-static const char *const post_types = "arithmetic, fieldAccess, finalizingFieldAccess, constant, "
-                                      "doubleGreatest, doubleLeast, longGreatest, longLeast";
+static const char *const post_types =
+    "arithmetic, fieldAccess, finalizingFieldAccess, constant, doubleGreatest, doubleLeast, "
+    "longGreatest, longLeast, hyperUniqueCardinality, HLLSketchEstimate, "
+    "quantilesDoublesSketchToQuantile, quantilesDoublesSketchToQuantiles";
+
+/* Druid post-aggregators Sluice knows of but does not run. */
+static const char *const unsupported_posts[] = {
+    "expression",
+    "javascript",
+    "HLLSketchUnion",
+    "HLLSketchToString",
+    "HLLSketchEstimateWithBounds",
+    "quantilesDoublesSketchToRank",
+    "quantilesDoublesSketchToCDF",
+    "quantilesDoublesSketchToHistogram",
+    "quantilesDoublesSketchToString",
+    "quantilesDoublesSketchToBase64",
+    "thetaSketchEstimate",
+    "thetaSketchSetOp",
+    NULL,
+};
+
+static const char *agg_kind_needed(sl_agg_op op)
+{
+    return op == SL_AGG_DDS ? "a quantilesDoublesSketch aggregator"
+                            : "a hyperUnique, HLLSketchMerge or cardinality aggregator";
+}
+
+/* The aggregator a sketch post-aggregator reads, named by fieldName (or by the field
+ * post-aggregator, a fieldAccess, at path.field). want is SL_AGG_HLL (also takes CARD)
+ * or SL_AGG_DDS. */
+static int sketch_ref(pctx *c, const char *fname, const char *path, const char *type,
+                      sl_agg_op want, int *out)
+{
+    sl_native *q = c->q;
+    int col = sl_native_column(q, fname);
+    if (col < 0) {
+        char list[300];
+        column_list(q, list, sizeof(list));
+        return BAD(c, path, "\"%s\" is not an aggregator of this query; available: %s", fname,
+                   list[0] ? list : "(none)");
+    }
+    if (col >= q->naggs) {
+        return BAD(c, path, "\"%s\" is a post-aggregator; %s reads a sketch, which only %s gives",
+                   fname, type, agg_kind_needed(want));
+    }
+    const sl_agg *a = &q->aggs[col];
+    bool ok =
+        want == SL_AGG_DDS ? a->op == SL_AGG_DDS : (a->op == SL_AGG_HLL || a->op == SL_AGG_CARD);
+    if (!ok) {
+        return BAD(c, path, "\"%s\" is a %s aggregator, not a sketch %s; %s reads %s", fname,
+                   a->type, want == SL_AGG_DDS ? "of quantiles" : "of distinct values", type,
+                   agg_kind_needed(want));
+    }
+    *out = col;
+    return 0;
+}
+
+/* "field": {"type": "fieldAccess" | "finalizingFieldAccess", "fieldName": aggregator}. */
+static int sketch_field(pctx *c, yajl_val v, const char *path, const char *type, sl_agg_op want,
+                        int *out)
+{
+    char p[PATH_MAX_LEN], pn[PATH_MAX_LEN];
+    yajl_val f = get_set(v, "field");
+    join_key(p, path, "field");
+    if (f == NULL) {
+        return BAD(c, p, "required: {\"type\":\"fieldAccess\",\"fieldName\": <%s>}",
+                   agg_kind_needed(want));
+    }
+    const char *ftype, *fname;
+    int rc = want_object(c, f, p);
+    if (rc == 0) {
+        rc = get_string(c, f, "type", p, true, &ftype);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (strcmp(ftype, "fieldAccess") != 0 && strcmp(ftype, "finalizingFieldAccess") != 0) {
+        join_key(pn, p, "type");
+        return BAD(c, pn,
+                   "%s reads a sketch: expected a fieldAccess of %s, got a \"%s\" "
+                   "post-aggregator",
+                   type, agg_kind_needed(want), ftype);
+    }
+    static const char *const keys[] = {"type", "name", "fieldName", NULL};
+    if ((rc = check_keys(c, f, p, keys)) != 0 ||
+        (rc = get_string(c, f, "fieldName", p, true, &fname)) != 0) {
+        return rc;
+    }
+    join_key(pn, p, "fieldName");
+    return sketch_ref(c, fname, pn, type, want, out);
+}
+
+static int get_fraction(pctx *c, yajl_val v, const char *path, double *out)
+{
+    if (v == NULL || !YAJL_IS_NUMBER(v)) {
+        return BAD(c, path, "expected a fraction between 0 and 1, got %s", jtype(v));
+    }
+    double f = YAJL_IS_INTEGER(v) ? (double)YAJL_GET_INTEGER(v) : YAJL_GET_DOUBLE(v);
+    if (!(f >= 0.0 && f <= 1.0)) {
+        return BAD(c, path, "the fraction must be between 0 and 1, got %s", v->u.number.r);
+    }
+    *out = f;
+    return 0;
+}
+
+#define MAX_FRACTIONS 1000
+
+/* hyperUniqueCardinality, HLLSketchEstimate, quantilesDoublesSketchToQuantile(s).
+ * Returns 1 when type is not one of them. */
+static int parse_sketch_post(pctx *c, yajl_val v, const char *path, const char *type, bool top,
+                             sl_post *pa)
+{
+    char p[PATH_MAX_LEN];
+    int rc;
+    if (strcmp(type, "hyperUniqueCardinality") == 0) {
+        static const char *const keys[] = {"type", "name", "fieldName", "round", NULL};
+        const char *fname;
+        if ((rc = check_keys(c, v, path, keys)) != 0 ||
+            (rc = get_string(c, v, "fieldName", path, true, &fname)) != 0 ||
+            (rc = get_bool(c, v, "round", path, &pa->is_long)) != 0) {
+            return rc;
+        }
+        pa->type = SL_POST_ESTIMATE;
+        join_key(p, path, "fieldName");
+        return sketch_ref(c, fname, p, type, SL_AGG_HLL, &pa->ref);
+    }
+    if (strcmp(type, "HLLSketchEstimate") == 0) {
+        static const char *const keys[] = {"type", "name", "field", "round", NULL};
+        if ((rc = check_keys(c, v, path, keys)) != 0 ||
+            (rc = get_bool(c, v, "round", path, &pa->is_long)) != 0) {
+            return rc;
+        }
+        pa->type = SL_POST_ESTIMATE;
+        return sketch_field(c, v, path, type, SL_AGG_HLL, &pa->ref);
+    }
+    if (strcmp(type, "quantilesDoublesSketchToQuantile") == 0) {
+        static const char *const keys[] = {"type", "name", "field", "fraction", NULL};
+        if ((rc = check_keys(c, v, path, keys)) != 0) {
+            return rc;
+        }
+        pa->type = SL_POST_QUANTILE;
+        join_key(p, path, "fraction");
+        if ((rc = get_fraction(c, get_set(v, "fraction"), p, &pa->value)) != 0) {
+            return rc;
+        }
+        return sketch_field(c, v, path, type, SL_AGG_DDS, &pa->ref);
+    }
+    if (strcmp(type, "quantilesDoublesSketchToQuantiles") == 0) {
+        static const char *const keys[] = {"type", "name", "field", "fractions", NULL};
+        if ((rc = check_keys(c, v, path, keys)) != 0) {
+            return rc;
+        }
+        pa->type = SL_POST_QUANTILES;
+        pa->is_array = true;
+        yajl_val arr = get_set(v, "fractions");
+        join_key(p, path, "fractions");
+        if (arr == NULL || !YAJL_IS_ARRAY(arr) || arr->u.array.len == 0) {
+            return BAD(c, p, "expected a non-empty array of fractions between 0 and 1, got %s",
+                       arr != NULL && YAJL_IS_ARRAY(arr) ? "an empty array" : jtype(arr));
+        }
+        if (arr->u.array.len > MAX_FRACTIONS) {
+            return BAD(c, p, "at most %d fractions", MAX_FRACTIONS);
+        }
+        pa->fractions = sl_calloc(arr->u.array.len, sizeof(double));
+        for (size_t i = 0; i < arr->u.array.len; i++) {
+            char pi[PATH_MAX_LEN];
+            join_index(pi, p, i);
+            if ((rc = get_fraction(c, arr->u.array.values[i], pi, &pa->fractions[i])) != 0) {
+                return rc;
+            }
+            pa->nfractions++;
+        }
+        if (!top) {
+            return BAD(c, path,
+                       "quantilesDoublesSketchToQuantiles gives an array, which cannot be an "
+                       "input of another post-aggregator; use quantilesDoublesSketchToQuantile");
+        }
+        pa->arr_off = c->q->narr;
+        c->q->narr += pa->nfractions;
+        return sketch_field(c, v, path, type, SL_AGG_DDS, &pa->ref);
+    }
+    return 1;
+}
 
 static int parse_post(pctx *c, yajl_val v, const char *path, bool top, sl_post **out)
 {
@@ -1781,6 +2254,12 @@ static int parse_post(pctx *c, yajl_val v, const char *path, bool top, sl_post *
             if (rc != 0) {
                 return rc;
             }
+            const sl_post *kid = pa->fields[pa->nfields - 1];
+            if (kid->type == SL_POST_FIELD && (rc = not_array(c, kid->ref, pi,
+                                                              "an input of "
+                                                              "arithmetic")) != 0) {
+                return rc;
+            }
         }
     } else if (strcmp(type, "fieldAccess") == 0 || strcmp(type, "finalizingFieldAccess") == 0) {
         static const char *const keys[] = {"type", "name", "fieldName", NULL};
@@ -1801,6 +2280,10 @@ static int parse_post(pctx *c, yajl_val v, const char *path, bool top, sl_post *
                        field, list[0] ? list : "(none)");
         }
         pa->is_long = column_is_long(c->q, pa->ref);
+        if (sl_native_column_is_array(c->q, pa->ref)) {
+            pa->is_array = true;
+            pa->nfractions = c->q->post[pa->ref - c->q->naggs]->nfractions;
+        }
     } else if (strcmp(type, "constant") == 0) {
         static const char *const keys[] = {"type", "name", "value", NULL};
         yajl_val val = get_set(v, "value");
@@ -1814,12 +2297,19 @@ static int parse_post(pctx *c, yajl_val v, const char *path, bool top, sl_post *
         pa->type = SL_POST_CONST;
         pa->is_long = YAJL_IS_INTEGER(val);
         pa->value = YAJL_IS_INTEGER(val) ? (double)YAJL_GET_INTEGER(val) : YAJL_GET_DOUBLE(val);
-    } else if (strcmp(type, "expression") == 0 || strcmp(type, "javascript") == 0 ||
-               strcmp(type, "hyperUniqueCardinality") == 0) {
-        join_key(p, path, "type");
-        return UNSUPPORTED(c, p, "post-aggregator type \"%s\" is not supported; supported: %s",
-                           type, post_types);
+    } else if ((rc = parse_sketch_post(c, v, path, type, top, pa)) <= 0) {
+        if (rc != 0) {
+            return rc;
+        }
     } else {
+        for (size_t i = 0; unsupported_posts[i] != NULL; i++) {
+            if (strcmp(type, unsupported_posts[i]) == 0) {
+                join_key(p, path, "type");
+                return UNSUPPORTED(c, p,
+                                   "post-aggregator type \"%s\" is not supported; supported: %s",
+                                   type, post_types);
+            }
+        }
         join_key(p, path, "type");
         return BAD(c, p, "unknown post-aggregator type \"%s\"; expected one of: %s", type,
                    post_types);
@@ -1958,7 +2448,7 @@ static int parse_topn_metric(pctx *c, yajl_val v, const char *path, sl_topn_metr
                        "available: %s",
                        name, list[0] ? list : "(none)");
         }
-        return 0;
+        return not_array(c, m->col, path, "ranked by");
     }
     if (!YAJL_IS_OBJECT(v)) {
         return BAD(c, path, "expected a metric name or a metric spec, got %s", jtype(v));
@@ -2115,6 +2605,10 @@ static int parse_having(pctx *c, yajl_val v, const char *path, sl_having **out)
                        "available: %s",
                        agg, list[0] ? list : "(none)");
         }
+        join_key(p, path, "aggregation");
+        if ((rc = not_array(c, h->col, p, "compared")) != 0) {
+            return rc;
+        }
         yajl_val val = get_set(v, "value");
         join_key(p, path, "value");
         if (val == NULL || !YAJL_IS_NUMBER(val)) {
@@ -2231,7 +2725,7 @@ static int parse_order_col(pctx *c, yajl_val v, const char *path, sl_order_col *
         return BAD(c, path,
                    "\"%s\" is not a dimension, aggregator or post-aggregator of this query", name);
     }
-    return 0;
+    return not_array(c, oc->index, path, "sorted on");
 }
 
 static int parse_limit_spec(pctx *c, yajl_val v)

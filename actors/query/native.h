@@ -7,9 +7,12 @@
  * Supported: timeseries, topN, groupBy, timeBoundary; granularities all, none,
  * second..day, week and {"type":"period"|"duration"}; filters selector, equals, in,
  * bound, range, like, regex, search, null, true, false, and, or, not; aggregators count,
- * long/double/float Sum/Min/Max and filtered; post-aggregators arithmetic, fieldAccess,
- * finalizingFieldAccess, constant, double/long Greatest/Least; groupBy having and
- * limitSpec. Anything else is rejected with a message naming the field.
+ * long/double/float Sum/Min/Max, the sketch aggregators hyperUnique, HLLSketchMerge and
+ * quantilesDoublesSketch (over the spec's distinct / quantiles metrics), cardinality
+ * (over dimensions) and filtered; post-aggregators arithmetic, fieldAccess,
+ * finalizingFieldAccess, constant, double/long Greatest/Least, hyperUniqueCardinality,
+ * HLLSketchEstimate, quantilesDoublesSketchToQuantile(s); groupBy having and limitSpec.
+ * Anything else is rejected with a message naming the field.
  *
  * Error codes (sl_err.code) tell the caller which HTTP answer to give:
  *   SL_ECODEC  the body is not JSON (message has line and column)
@@ -101,15 +104,35 @@ struct sl_filter {
  * string s[0..len) (s == NULL: the null value)? Composite nodes evaluate their kids. */
 bool sl_filter_match_str(const sl_filter *f, const char *s, size_t len);
 
-typedef enum sl_agg_op { SL_AGG_SUM, SL_AGG_MIN, SL_AGG_MAX } sl_agg_op;
+typedef enum sl_agg_op {
+    SL_AGG_SUM,
+    SL_AGG_MIN,
+    SL_AGG_MAX,
+    SL_AGG_HLL,  /* hyperUnique, HLLSketchMerge: merge of a distinct metric's sketches */
+    SL_AGG_CARD, /* cardinality: HLL of dimension values, built at query time */
+    SL_AGG_DDS,  /* quantilesDoublesSketch: merge of a quantiles metric's sketches */
+} sl_agg_op;
+
+/* Sketch aggregators (HLL, CARD, DDS) keep a sketch per group; their value is the
+ * estimate (HLL, CARD) or the number of values (DDS). */
+static inline bool sl_agg_is_sketch(sl_agg_op op)
+{
+    return op == SL_AGG_HLL || op == SL_AGG_CARD || op == SL_AGG_DDS;
+}
 
 typedef struct sl_agg {
     char *name;
     char *type; /* as written, for messages */
     sl_agg_op op;
-    bool is_long;      /* output truncated toward zero and printed as an integer */
-    int src;           /* -1: the row's event count; else value metric index */
-    sl_filter *filter; /* filtered aggregator; NULL otherwise */
+    bool is_long;            /* output truncated toward zero (rounded for "round": true
+                                estimates) and printed as an integer */
+    int src;                 /* -1: the row's event count; else metric index (a distinct or
+                                quantiles metric for HLL / DDS) */
+    sl_filter *filter;       /* filtered aggregator; NULL otherwise */
+    int sketch;              /* sketch aggregators: index among the query's sketches, else -1 */
+    bool by_row;             /* CARD: distinct combinations of the fields, not values */
+    int nfields;             /* CARD: dimensions read */
+    int fields[SL_MAX_DIMS]; /* CARD: spec dimension index, -1: not a dimension (null) */
 } sl_agg;
 
 typedef enum sl_post_type {
@@ -118,18 +141,26 @@ typedef enum sl_post_type {
     SL_POST_CONST,
     SL_POST_GREATEST,
     SL_POST_LEAST,
+    SL_POST_ESTIMATE,  /* hyperUniqueCardinality, HLLSketchEstimate */
+    SL_POST_QUANTILE,  /* quantilesDoublesSketchToQuantile */
+    SL_POST_QUANTILES, /* quantilesDoublesSketchToQuantiles: an array value */
 } sl_post_type;
 
 typedef struct sl_post sl_post;
 struct sl_post {
     sl_post_type type;
     char *name;
-    char fn;      /* ARITH: + - * / and q (quotient) */
-    int ref;      /* FIELD: column index (aggregators, then earlier post-aggregators) */
-    double value; /* CONST */
-    bool is_long; /* output printed as an integer */
+    char fn;       /* ARITH: + - * / and q (quotient) */
+    int ref;       /* FIELD: column index (aggregators, then earlier post-aggregators);
+                      ESTIMATE / QUANTILE(S): index of the sketch aggregator read */
+    double value;  /* CONST; QUANTILE: the fraction */
+    bool is_long;  /* output printed as an integer */
+    bool is_array; /* the value is an array (QUANTILES, or a FIELD of one) */
     int nfields;
     sl_post **fields;
+    int nfractions;    /* QUANTILES */
+    double *fractions; /* QUANTILES */
+    int arr_off;       /* QUANTILES: offset of its values in a row's array scratch */
 };
 
 /* A dimension as output: name in the spec (dim = -1 when unknown: all null). */
@@ -198,7 +229,9 @@ typedef struct sl_native {
     sl_agg *aggs;
     int npost;
     sl_post **post;
-    int ncols; /* naggs + npost: the value columns, in output order */
+    int ncols;   /* naggs + npost: the value columns, in output order */
+    int nsketch; /* sketch aggregators (sl_agg.sketch is 0..nsketch-1) */
+    int narr;    /* doubles of array values per result row (sum of QUANTILES sizes) */
 
     bool descending;
     bool skip_empty;
@@ -232,6 +265,8 @@ void sl_native_free(sl_native *q);
 int sl_native_column(const sl_native *q, const char *name);
 /* Name of value column i. */
 const char *sl_native_column_name(const sl_native *q, int i);
+/* True when value column i is an array (quantilesDoublesSketchToQuantiles). */
+bool sl_native_column_is_array(const sl_native *q, int i);
 
 /* Filters are freed with this (also used by exec when it compiles them). */
 void sl_filter_free(sl_filter *f);

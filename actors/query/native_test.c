@@ -542,9 +542,14 @@ static void parse_errors(void **state)
          SL_EPARSE, "aggregations[0].fieldName: \"page\" is a dimension"},
         {TS_HEAD IV ",\"aggregations\":[{\"type\":\"longSum\",\"name\":\"x\"}]}", SL_EPARSE,
          "aggregations[0].fieldName: required for a longSum aggregator"},
+        {TS_HEAD IV ",\"aggregations\":[{\"type\":\"thetaSketch\",\"name\":\"u\",\"fieldName\":"
+                    "\"page\"}]}",
+         SL_EINVAL, "aggregations[0].type: aggregator type \"thetaSketch\" is not supported"},
         {TS_HEAD IV ",\"aggregations\":[{\"type\":\"hyperUnique\",\"name\":\"u\",\"fieldName\":"
                     "\"page\"}]}",
-         SL_EINVAL, "aggregations[0].type: aggregator type \"hyperUnique\" is not supported"},
+         SL_EPARSE,
+         "aggregations[0].fieldName: \"page\" is a dimension of datasource \"ev\", not a "
+         "distinct metric; count its values with {\"type\":\"cardinality\",\"fields\":[\"page\"]}"},
         {TS_HEAD IV ",\"aggregations\":[{\"type\":\"count\",\"name\":\"n\"},{\"type\":\"count\","
                     "\"name\":\"n\"}]}",
          SL_EPARSE, "aggregations[1]: output name \"n\" is already used by aggregations[0]"},
@@ -706,6 +711,289 @@ static void hostile_bodies(void **state)
     sl_native_free(q);
 }
 
+/* ---- sketch aggregators ---------------------------------------------------------------- */
+
+static const char *const SPEC_SK =
+    "{\"name\":\"sk\",\"timestamp\":{\"column\":\"ts\",\"format\":\"iso\"},"
+    "\"dimensions\":[\"page\",\"country\"],"
+    "\"metrics\":[{\"name\":\"count\",\"type\":\"count\"},"
+    "{\"name\":\"users\",\"type\":\"distinct\",\"field\":\"user_id\"},"
+    "{\"name\":\"lat_sum\",\"type\":\"sum\",\"field\":\"lat\"},"
+    "{\"name\":\"latency\",\"type\":\"quantiles\",\"field\":\"lat\"}],"
+    "\"partitions\":{\"count\":2,\"key\":\"user_id\"}}";
+
+static int setup_sk(void **state)
+{
+    sl_config *cfg = sl_calloc(1, sizeof(*cfg));
+    sl_spec *spec;
+    sl_err err;
+    if (sl_spec_parse(SPEC_SK, strlen(SPEC_SK), "test", &spec, &err) != 0) {
+        fprintf(stderr, "spec: %s\n", err.msg);
+        return -1;
+    }
+    cfg->datasources[cfg->ndatasources++] = spec;
+    *state = cfg;
+    return 0;
+}
+
+#define SK_HEAD "{\"queryType\":\"timeseries\",\"dataSource\":\"sk\"," IV ","
+
+static void sketch_plans(void **state)
+{
+    sl_native *q = parse_ok(
+        state, SK_HEAD
+        "\"aggregations\":[{\"type\":\"count\",\"name\":\"n\"},"
+        "{\"type\":\"hyperUnique\",\"name\":\"hu\",\"fieldName\":\"users\"},"
+        "{\"type\":\"HLLSketchMerge\",\"name\":\"hm\",\"fieldName\":\"users\",\"lgK\":12,"
+        "\"tgtHllType\":\"HLL_4\",\"round\":true},"
+        "{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[\"country\",{\"type\":"
+        "\"default\",\"dimension\":\"page\"}],\"byRow\":true},"
+        "{\"type\":\"filtered\",\"filter\":{\"type\":\"selector\",\"dimension\":\"page\","
+        "\"value\":\"/a\"},\"aggregator\":{\"type\":\"quantilesDoublesSketch\",\"name\":\"q\","
+        "\"fieldName\":\"latency\",\"k\":256}},"
+        "{\"type\":\"HLLSketchBuild\",\"name\":\"hb\",\"fieldName\":\"page\"}],"
+        "\"postAggregations\":["
+        "{\"type\":\"quantilesDoublesSketchToQuantile\",\"name\":\"p95\",\"field\":{\"type\":"
+        "\"fieldAccess\",\"fieldName\":\"q\"},\"fraction\":0.95},"
+        "{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":\"ps\",\"field\":{\"type\":"
+        "\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5,0.99,1]},"
+        "{\"type\":\"hyperUniqueCardinality\",\"name\":\"huc\",\"fieldName\":\"hu\"},"
+        "{\"type\":\"HLLSketchEstimate\",\"name\":\"he\",\"field\":{\"type\":"
+        "\"finalizingFieldAccess\",\"fieldName\":\"c\"},\"round\":true},"
+        "{\"type\":\"arithmetic\",\"name\":\"per_user\",\"fn\":\"/\",\"fields\":[{\"type\":"
+        "\"fieldAccess\",\"fieldName\":\"n\"},{\"type\":\"hyperUniqueCardinality\","
+        "\"fieldName\":\"hu\"}]}]}");
+    assert_int_equal(q->naggs, 6);
+    assert_int_equal(q->nsketch, 5);
+    assert_int_equal(q->aggs[0].sketch, -1);
+    assert_int_equal(q->aggs[1].op, SL_AGG_HLL);
+    assert_int_equal(q->aggs[1].src, 0); /* users is metric 0 */
+    assert_false(q->aggs[1].is_long);    /* hyperUnique: a double */
+    assert_int_equal(q->aggs[1].sketch, 0);
+    assert_int_equal(q->aggs[2].op, SL_AGG_HLL);
+    assert_true(q->aggs[2].is_long); /* round: true */
+    assert_int_equal(q->aggs[3].op, SL_AGG_CARD);
+    assert_true(q->aggs[3].by_row);
+    assert_int_equal(q->aggs[3].nfields, 2);
+    assert_int_equal(q->aggs[3].fields[0], 1); /* country */
+    assert_int_equal(q->aggs[3].fields[1], 0); /* page */
+    assert_int_equal(q->aggs[4].op, SL_AGG_DDS);
+    assert_int_equal(q->aggs[4].src, 2); /* latency is metric 2 */
+    assert_true(q->aggs[4].is_long);     /* alone: the number of values */
+    assert_non_null(q->aggs[4].filter);
+    assert_string_equal(q->aggs[4].name, "q");
+    assert_int_equal(q->aggs[5].op, SL_AGG_CARD); /* HLLSketchBuild of a dimension */
+    assert_int_equal(q->aggs[5].nfields, 1);
+    assert_int_equal(q->aggs[5].fields[0], 0);
+    assert_int_equal(q->npost, 5);
+    assert_int_equal(q->post[0]->type, SL_POST_QUANTILE);
+    assert_int_equal(q->post[0]->ref, 4);
+    assert_true(q->post[0]->value == 0.95);
+    assert_int_equal(q->post[1]->type, SL_POST_QUANTILES);
+    assert_true(q->post[1]->is_array);
+    assert_int_equal(q->post[1]->nfractions, 3);
+    assert_true(q->post[1]->fractions[1] == 0.99 && q->post[1]->fractions[2] == 1.0);
+    assert_int_equal(q->narr, 3);
+    assert_true(sl_native_column_is_array(q, q->naggs + 1));
+    assert_false(sl_native_column_is_array(q, q->naggs));
+    assert_int_equal(q->post[2]->type, SL_POST_ESTIMATE);
+    assert_int_equal(q->post[2]->ref, 1);
+    assert_false(q->post[2]->is_long);
+    assert_int_equal(q->post[3]->type, SL_POST_ESTIMATE);
+    assert_int_equal(q->post[3]->ref, 3);
+    assert_true(q->post[3]->is_long);
+    assert_int_equal(q->post[4]->fields[1]->type, SL_POST_ESTIMATE);
+    sl_native_free(q);
+
+    /* topN ranked by an estimate; groupBy having and limitSpec on one */
+    q = parse_ok(state, "{\"queryType\":\"topN\",\"dataSource\":\"sk\"," IV
+                        ",\"dimension\":\"page\",\"threshold\":3,\"metric\":\"u\","
+                        "\"aggregations\":[{\"type\":\"HLLSketchMerge\",\"name\":\"u\","
+                        "\"fieldName\":\"users\"}]}");
+    assert_int_equal(q->metric.col, 0);
+    sl_native_free(q);
+    q = parse_ok(state, "{\"queryType\":\"groupBy\",\"dataSource\":\"sk\"," IV
+                        ",\"dimensions\":[\"page\"],\"aggregations\":[{\"type\":"
+                        "\"quantilesDoublesSketch\",\"name\":\"q\",\"fieldName\":\"latency\"}],"
+                        "\"postAggregations\":[{\"type\":\"quantilesDoublesSketchToQuantile\","
+                        "\"name\":\"p\",\"field\":{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},"
+                        "\"fraction\":0}],\"having\":{\"type\":\"greaterThan\",\"aggregation\":"
+                        "\"p\",\"value\":10},\"limitSpec\":{\"type\":\"default\",\"limit\":2,"
+                        "\"columns\":[{\"dimension\":\"p\",\"direction\":\"descending\"}]}}");
+    assert_int_equal(q->having->col, 1);
+    assert_int_equal(q->orderby[0].index, 1);
+    sl_native_free(q);
+}
+
+static void sketch_parse_errors(void **state)
+{
+#define AGG1(a) SK_HEAD "\"aggregations\":[" a "]}"
+#define QAGG "{\"type\":\"quantilesDoublesSketch\",\"name\":\"q\",\"fieldName\":\"latency\"}"
+#define HAGG "{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"users\"}"
+#define POST1(aggs, p) SK_HEAD "\"aggregations\":[" aggs "],\"postAggregations\":[" p "]}"
+    static const struct {
+        const char *json;
+        int code;
+        const char *msg;
+    } cases[] = {
+        /* a sketch aggregator on the wrong kind of column */
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"lat_sum\"}"), SL_EPARSE,
+         "aggregations[0].fieldName: \"lat_sum\" is a sum metric of datasource \"sk\"; a "
+         "HLLSketchMerge aggregator reads a distinct metric: users"},
+        {AGG1("{\"type\":\"hyperUnique\",\"name\":\"h\",\"fieldName\":\"latency\"}"), SL_EPARSE,
+         "\"latency\" is a quantiles (DDSketch) metric of datasource \"sk\""},
+        {AGG1("{\"type\":\"quantilesDoublesSketch\",\"name\":\"q\",\"fieldName\":\"users\"}"),
+         SL_EPARSE,
+         "\"users\" is a distinct (HyperLogLog sketch) metric of datasource \"sk\"; a "
+         "quantilesDoublesSketch aggregator reads a quantiles metric: latency"},
+        {AGG1("{\"type\":\"quantilesDoublesSketch\",\"name\":\"q\",\"fieldName\":\"lat\"}"),
+         SL_EPARSE,
+         "\"lat\" is an input field that rollup did not keep; its quantiles sketch is the "
+         "metric \"latency\""},
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"user_id\"}"), SL_EPARSE,
+         "its distinct sketch is the metric \"users\""},
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"count\"}"), SL_EPARSE,
+         "\"count\" is the event count of datasource \"sk\""},
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"nope\"}"), SL_EPARSE,
+         "\"nope\" is not a stored metric of datasource \"sk\"; distinct metrics: users"},
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\"}"), SL_EPARSE,
+         "aggregations[0].fieldName: required"},
+        /* a number aggregator on a sketch metric */
+        {AGG1("{\"type\":\"longSum\",\"name\":\"s\",\"fieldName\":\"users\"}"), SL_EPARSE,
+         "\"users\" is a distinct (HyperLogLog sketch) metric: it holds sketches, not numbers; "
+         "read it with hyperUnique or HLLSketchMerge, not longSum"},
+        {AGG1("{\"type\":\"doubleMax\",\"name\":\"s\",\"fieldName\":\"latency\"}"), SL_EPARSE,
+         "read it with quantilesDoublesSketch"},
+        /* parameters */
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"users\","
+              "\"lgK\":30}"),
+         SL_EPARSE, "aggregations[0].lgK: 30 is out of range [4, 21]"},
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"users\","
+              "\"tgtHllType\":\"HLL_5\"}"),
+         SL_EPARSE, "aggregations[0].tgtHllType: expected HLL_4, HLL_6 or HLL_8"},
+        {AGG1("{\"type\":\"HLLSketchMerge\",\"name\":\"h\",\"fieldName\":\"users\","
+              "\"shouldFinalize\":false}"),
+         SL_EINVAL,
+         "aggregations[0].shouldFinalize: false (returning the sketch itself) is not "
+         "supported"},
+        {AGG1("{\"type\":\"quantilesDoublesSketch\",\"name\":\"q\",\"fieldName\":\"latency\","
+              "\"k\":100}"),
+         SL_EPARSE, "aggregations[0].k: must be a power of 2 from 2 to 32768, got 100"},
+        {AGG1("{\"type\":\"hyperUnique\",\"name\":\"h\",\"fieldName\":\"users\","
+              "\"lgK\":12}"),
+         SL_EPARSE, "aggregations[0]: unknown field \"lgK\""},
+        {AGG1("{\"type\":\"quantilesDoublesSketch\",\"name\":\"q\",\"fieldName\":\"latency\","
+              "\"round\":true}"),
+         SL_EPARSE, "aggregations[0]: unknown field \"round\""},
+        /* cardinality */
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[]}"), SL_EPARSE,
+         "aggregations[0].fields: expected a non-empty array of dimension names, got an empty "
+         "array"},
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\"}"), SL_EPARSE,
+         "aggregations[0].fields: expected a non-empty array"},
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[\"page\",\"user_id\"]}"),
+         SL_EPARSE,
+         "aggregations[0].fields[1]: \"user_id\" is not a dimension of datasource \"sk\"; its "
+         "distinct sketch is the metric \"users\""},
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[\"users\"]}"), SL_EPARSE,
+         "\"users\" is a distinct metric, not a dimension"},
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[\"lat_sum\"]}"), SL_EPARSE,
+         "\"lat_sum\" is not a dimension of datasource \"sk\""},
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[3]}"), SL_EPARSE,
+         "aggregations[0].fields[0]: expected a dimension name or a dimension spec, got a number"},
+        {AGG1("{\"type\":\"cardinality\",\"name\":\"c\",\"fields\":[\"page\"],"
+              "\"byRow\":3}"),
+         SL_EPARSE, "aggregations[0].byRow: expected true or false"},
+        /* post-aggregators */
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToQuantile\",\"name\":\"p\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fraction\":1.5}"),
+         SL_EPARSE, "postAggregations[0].fraction: the fraction must be between 0 and 1, got 1.5"},
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToQuantile\",\"name\":\"p\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fraction\":-0.1}"),
+         SL_EPARSE, "the fraction must be between 0 and 1, got -0.1"},
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToQuantile\",\"name\":\"p\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"}}"),
+         SL_EPARSE, "postAggregations[0].fraction: expected a fraction between 0 and 1, got null"},
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":\"p\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5,2]}"),
+         SL_EPARSE, "postAggregations[0].fractions[1]: the fraction must be between 0 and 1"},
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":\"p\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[]}"),
+         SL_EPARSE, "postAggregations[0].fractions: expected a non-empty array"},
+        {POST1("{\"type\":\"count\",\"name\":\"n\"}",
+               "{\"type\":\"quantilesDoublesSketchToQuantile\",\"name\":\"p\",\"field\":"
+               "{\"type\":\"fieldAccess\",\"fieldName\":\"n\"},\"fraction\":0.5}"),
+         SL_EPARSE,
+         "postAggregations[0].field.fieldName: \"n\" is a count aggregator, not a sketch of "
+         "quantiles; quantilesDoublesSketchToQuantile reads a quantilesDoublesSketch aggregator"},
+        {POST1(HAGG, "{\"type\":\"quantilesDoublesSketchToQuantile\",\"name\":\"p\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"h\"},\"fraction\":0.5}"),
+         SL_EPARSE, "\"h\" is a HLLSketchMerge aggregator, not a sketch of quantiles"},
+        {POST1(QAGG, "{\"type\":\"HLLSketchEstimate\",\"name\":\"e\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"}}"),
+         SL_EPARSE,
+         "\"q\" is a quantilesDoublesSketch aggregator, not a sketch of distinct values; "
+         "HLLSketchEstimate reads a hyperUnique, HLLSketchMerge or cardinality aggregator"},
+        {POST1(HAGG, "{\"type\":\"hyperUniqueCardinality\",\"name\":\"e\",\"fieldName\":\"x\"}"),
+         SL_EPARSE,
+         "postAggregations[0].fieldName: \"x\" is not an aggregator of this query; "
+         "available: h"},
+        {POST1(HAGG, "{\"type\":\"HLLSketchEstimate\",\"name\":\"e\",\"field\":"
+                     "{\"type\":\"constant\",\"value\":1}}"),
+         SL_EPARSE,
+         "postAggregations[0].field.type: HLLSketchEstimate reads a sketch: expected a "
+         "fieldAccess of a hyperUnique, HLLSketchMerge or cardinality aggregator, got a "
+         "\"constant\" post-aggregator"},
+        {POST1(HAGG, "{\"type\":\"HLLSketchEstimate\",\"name\":\"e\"}"), SL_EPARSE,
+         "postAggregations[0].field: required"},
+        {POST1(HAGG, "{\"type\":\"hyperUniqueCardinality\",\"name\":\"e\",\"fieldName\":\"h\"},"
+                     "{\"type\":\"HLLSketchEstimate\",\"name\":\"f\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"e\"}}"),
+         SL_EPARSE, "postAggregations[1].field.fieldName: \"e\" is a post-aggregator"},
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToRank\",\"name\":\"r\"}"), SL_EINVAL,
+         "postAggregations[0].type: post-aggregator type \"quantilesDoublesSketchToRank\" is not "
+         "supported"},
+        /* arrays cannot be compared or computed with */
+        {POST1(QAGG, "{\"type\":\"arithmetic\",\"name\":\"a\",\"fn\":\"+\",\"fields\":["
+                     "{\"type\":\"quantilesDoublesSketchToQuantiles\",\"field\":{\"type\":"
+                     "\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5]},"
+                     "{\"type\":\"constant\",\"value\":1}]}"),
+         SL_EPARSE, "cannot be an input of another post-aggregator"},
+        {POST1(QAGG, "{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":\"ps\",\"field\":"
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5]},"
+                     "{\"type\":\"arithmetic\",\"name\":\"a\",\"fn\":\"+\",\"fields\":["
+                     "{\"type\":\"fieldAccess\",\"fieldName\":\"ps\"},"
+                     "{\"type\":\"constant\",\"value\":1}]}"),
+         SL_EPARSE,
+         "postAggregations[1].fields[0]: \"ps\" is an array of quantiles "
+         "(quantilesDoublesSketchToQuantiles) and cannot be an input of arithmetic"},
+        {"{\"queryType\":\"topN\",\"dataSource\":\"sk\"," IV
+         ",\"dimension\":\"page\",\"threshold\":3,\"metric\":\"ps\",\"aggregations\":[" QAGG
+         "],\"postAggregations\":[{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":"
+         "\"ps\",\"field\":{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5]}]}",
+         SL_EPARSE, "metric: \"ps\" is an array of quantiles"},
+        {"{\"queryType\":\"groupBy\",\"dataSource\":\"sk\"," IV
+         ",\"dimensions\":[\"page\"],\"aggregations\":[" QAGG
+         "],\"postAggregations\":[{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":"
+         "\"ps\",\"field\":{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5]}],"
+         "\"having\":{\"type\":\"lessThan\",\"aggregation\":\"ps\",\"value\":1}}",
+         SL_EPARSE, "having.aggregation: \"ps\" is an array of quantiles"},
+        {"{\"queryType\":\"groupBy\",\"dataSource\":\"sk\"," IV
+         ",\"dimensions\":[\"page\"],\"aggregations\":[" QAGG
+         "],\"postAggregations\":[{\"type\":\"quantilesDoublesSketchToQuantiles\",\"name\":"
+         "\"ps\",\"field\":{\"type\":\"fieldAccess\",\"fieldName\":\"q\"},\"fractions\":[0.5]}],"
+         "\"limitSpec\":{\"type\":\"default\",\"columns\":[\"ps\"]}}",
+         SL_EPARSE, "limitSpec.columns[0]: \"ps\" is an array of quantiles"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        parse_fails(state, cases[i].json, cases[i].code, cases[i].msg);
+    }
+#undef AGG1
+#undef QAGG
+#undef HAGG
+#undef POST1
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(timeseries_plan, setup, teardown),
     cmocka_unit_test_setup_teardown(interval_forms, setup, teardown),
@@ -717,6 +1005,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(filter_matching, setup, teardown),
     cmocka_unit_test_setup_teardown(parse_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(hostile_bodies, setup, teardown),
+    cmocka_unit_test_setup_teardown(sketch_plans, setup_sk, teardown),
+    cmocka_unit_test_setup_teardown(sketch_parse_errors, setup_sk, teardown),
 };
 
 SL_TEST_MAIN(tests)

@@ -91,6 +91,20 @@ void sl_res_columns(yajl_gen g, const sl_native *q, const sl_qval *vals)
     for (int i = 0; i < q->ncols; i++) {
         bool is_long = i < q->naggs ? q->aggs[i].is_long : q->post[i - q->naggs]->is_long;
         sl_res_cstr(g, sl_native_column_name(q, i));
+        if (sl_native_column_is_array(q, i)) {
+            const sl_post *p = q->post[i - q->naggs];
+            int n = p->nfractions;
+            if (vals[i].arr == NULL) {
+                yajl_gen_null(g);
+                continue;
+            }
+            yajl_gen_array_open(g);
+            for (int k = 0; k < n; k++) {
+                sl_res_double(g, vals[i].arr[k]);
+            }
+            yajl_gen_array_close(g);
+            continue;
+        }
         sl_res_value(g, vals[i].v, vals[i].null, is_long);
     }
 }
@@ -212,21 +226,6 @@ static const char *ts_format_name(sl_ts_format f)
     return "auto";
 }
 
-static const char *metric_kind_name(sl_metric_kind k)
-{
-    switch (k) {
-    case SL_METRIC_COUNT:
-        return "count";
-    case SL_METRIC_SUM:
-        return "sum";
-    case SL_METRIC_MIN:
-        return "min";
-    case SL_METRIC_MAX:
-        return "max";
-    }
-    return "sum";
-}
-
 static void gen_spec(yajl_gen g, const sl_spec *s)
 {
     yajl_gen_map_open(g);
@@ -260,7 +259,7 @@ static void gen_spec(yajl_gen g, const sl_spec *s)
         sl_res_cstr(g, "name");
         sl_res_cstr(g, s->metrics[i].name);
         sl_res_cstr(g, "type");
-        sl_res_cstr(g, metric_kind_name(s->metrics[i].kind));
+        sl_res_cstr(g, sl_metric_kind_name(s->metrics[i].kind));
         if (s->metrics[i].field != NULL) {
             sl_res_cstr(g, "field");
             sl_res_cstr(g, s->metrics[i].field);

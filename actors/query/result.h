@@ -16,10 +16,13 @@
 #include "native.h"
 #include "store.h"
 
-/* A finished value column (aggregator or post-aggregator) of one result row. */
+/* A finished value column (aggregator or post-aggregator) of one result row. An array
+ * column (sl_native_column_is_array) has arr: its post-aggregator's nfractions values
+ * (NaN written as null), borrowed from the row's scratch; v and null are unused then. */
 typedef struct sl_qval {
     double v;
     bool null;
+    const double *arr;
 } sl_qval;
 
 /* A generator whose output is appended to out (which must outlive it). */
@@ -34,7 +37,8 @@ void sl_res_value(yajl_gen g, double v, bool null, bool is_long);
 void sl_res_cstr(yajl_gen g, const char *s);
 /* A string view; p == NULL writes null. */
 void sl_res_str(yajl_gen g, sl_str s);
-/* Writes "name": value for every value column of q (inside an open map). */
+/* Writes "name": value for every value column of q (inside an open map); array columns
+ * as JSON arrays of doubles. */
 void sl_res_columns(yajl_gen g, const sl_native *q, const sl_qval *vals);
 
 /* Replaces out's content with Druid's error object for an sl_err code and message and

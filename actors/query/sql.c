@@ -1810,6 +1810,9 @@ static const char *ds_col_name(const sl_spec *s, int i)
     return s->metrics[i - s->ndims - 2].name;
 }
 
+/* Sketch metrics are Druid COMPLEX columns, which its SQL layer types OTHER (JDBC 1111):
+ * they are read through APPROX_COUNT_DISTINCT / APPROX_QUANTILE, and SELECT * shows them
+ * as null. */
 static sl_sql_type ds_col_type(const sl_spec *s, int i)
 {
     if (i == 0) {
@@ -1818,7 +1821,11 @@ static sl_sql_type ds_col_type(const sl_spec *s, int i)
     if (i <= s->ndims) {
         return SL_SQL_VARCHAR;
     }
-    return i == s->ndims + 1 ? SL_SQL_BIGINT : SL_SQL_DOUBLE;
+    if (i == s->ndims + 1) {
+        return SL_SQL_BIGINT;
+    }
+    sl_metric_kind k = s->metrics[i - s->ndims - 2].kind;
+    return k == SL_METRIC_DISTINCT || k == SL_METRIC_QUANTILES ? SL_SQL_OTHER : SL_SQL_DOUBLE;
 }
 
 /* rcol of datasource column i (0-based in the order above). */
@@ -1849,6 +1856,13 @@ static bool is_basic_metric(sl_metric_kind k)
     return k == SL_METRIC_COUNT || k == SL_METRIC_SUM || k == SL_METRIC_MIN || k == SL_METRIC_MAX;
 }
 
+static const char *sketch_kind_name(sl_metric_kind k)
+{
+    return k == SL_METRIC_DISTINCT    ? "a distinct-count sketch (HyperLogLog)"
+           : k == SL_METRIC_QUANTILES ? "a quantiles sketch (DDSketch)"
+                                      : "a number";
+}
+
 /* An input field the datasource saw but did not keep as a column: the partition key,
  * the timestamp field and the fields of metrics. */
 static bool raw_field(const sl_spec *s, const char *name)
@@ -1877,22 +1891,11 @@ static int metric_of(const sl_spec *s, sl_metric_kind k, const char *field)
     return -1;
 }
 
-/* The sketch metric kept for field (any metric kind other than count/sum/min/max), or
- * -1. Sketch metric kinds are being added to the spec; until then there is none, and
- * the planner names the raw field so the native engine says what it lacks. */
-static int sketch_metric(const sl_spec *s, const char *field, const char *hint)
+/* The sketch metric of kind k (SL_METRIC_DISTINCT or SL_METRIC_QUANTILES) kept for
+ * input field, or -1. */
+static int sketch_metric(const sl_spec *s, const char *field, sl_metric_kind k)
 {
-    int found = -1;
-    for (int i = 0; i < s->nmetrics; i++) {
-        const sl_metric_spec *m = &s->metrics[i];
-        if (is_basic_metric(m->kind) || m->field == NULL || strcmp(m->field, field) != 0) {
-            continue;
-        }
-        if (found < 0 || strstr(m->name, hint) != NULL) {
-            found = i;
-        }
-    }
-    return found;
+    return metric_of(s, k, field);
 }
 
 static void list_join(char *buf, size_t size, const char *item)
@@ -1926,20 +1929,37 @@ static int rollup_error(plan *p, const node *at, const char *name)
     for (int i = 0; i < s->nmetrics; i++) {
         list_join(mets, sizeof(mets), s->metrics[i].name);
     }
-    if (metric_of(s, SL_METRIC_SUM, name) >= 0 || metric_of(s, SL_METRIC_MIN, name) >= 0 ||
-        metric_of(s, SL_METRIC_MAX, name) >= 0) {
-        snprintf(tail, sizeof(tail),
-                 "; %s is available only through its aggregates (SUM(%s), "
-                 "MIN(%s), MAX(%s), AVG(%s) where the datasource keeps them)",
-                 name, name, name, name, name);
-    } else if (s->ts_field != NULL && strcmp(s->ts_field, name) == 0) {
+    bool basic = metric_of(s, SL_METRIC_SUM, name) >= 0 || metric_of(s, SL_METRIC_MIN, name) >= 0 ||
+                 metric_of(s, SL_METRIC_MAX, name) >= 0;
+    bool distinct = metric_of(s, SL_METRIC_DISTINCT, name) >= 0;
+    bool quant = metric_of(s, SL_METRIC_QUANTILES, name) >= 0;
+    if (s->ts_field != NULL && strcmp(s->ts_field, name) == 0) {
         snprintf(tail, sizeof(tail), "; the event time is the column __time (%s)",
                  s->time_column != NULL ? s->time_column : "__time");
-    } else {
+    } else if (distinct) {
         snprintf(tail, sizeof(tail),
                  "; distinct counts of %s are available as COUNT(DISTINCT %s) and "
                  "APPROX_COUNT_DISTINCT(%s)",
                  name, name, name);
+    } else if (basic || quant) {
+        char ways[200] = "";
+        if (basic) {
+            snprintf(ways, sizeof(ways), "SUM(%s), MIN(%s), MAX(%s), AVG(%s)", name, name, name,
+                     name);
+        }
+        if (quant) {
+            size_t n = strlen(ways);
+            snprintf(ways + n, sizeof(ways) - n, "%sAPPROX_QUANTILE(%s, q)", n > 0 ? ", " : "",
+                     name);
+        }
+        snprintf(tail, sizeof(tail),
+                 "; %s is available only through its aggregates (%s where the datasource keeps "
+                 "them)",
+                 name, ways);
+    } else {
+        snprintf(tail, sizeof(tail),
+                 "; a raw field that is neither a dimension nor kept by a metric is gone after "
+                 "rollup (a \"distinct\" metric of it would keep its distinct count)");
     }
     return perr(p, SL_EINVAL, at,
                 "column %s@@ was not kept by rollup: %s keeps dimensions %s and metrics %s%s", name,
@@ -3574,7 +3594,14 @@ static int agg_source(plan *p, const node *call, const node *c, sl_metric_kind w
         return 0;
     }
     if (c->rcol > COL_COUNT) {
-        *field = s->metrics[c->rcol - COL_COUNT - 1].name;
+        const sl_metric_spec *m = &s->metrics[c->rcol - COL_COUNT - 1];
+        if (!is_basic_metric(m->kind)) {
+            return perr(p, SL_EINVAL, call, "%s(%s)@@ is not supported: %s holds %s; use %s(%s)",
+                        call->name, c->name, c->name, sketch_kind_name(m->kind),
+                        m->kind == SL_METRIC_DISTINCT ? "APPROX_COUNT_DISTINCT" : "APPROX_QUANTILE",
+                        m->kind == SL_METRIC_DISTINCT ? c->name : "x, 0.5");
+        }
+        *field = m->name;
         *is_long = false;
         return 0;
     }
@@ -3650,14 +3677,24 @@ static int agg_call(plan *p, node *e, node **out)
             return 0;
         }
         if (a0->rcol == COL_RAW) {
-            int m = sketch_metric(s, a0->name, "distinct");
-            const char *f = m >= 0 ? s->metrics[m].name : a0->name;
-            *out = mk_slot(p, e, add_agg(p, AG_HLL, f, true, 0, what));
+            int m = sketch_metric(s, a0->name, SL_METRIC_DISTINCT);
+            if (m < 0) {
+                return rollup_error(p, a0, a0->name);
+            }
+            *out = mk_slot(p, e, add_agg(p, AG_HLL, s->metrics[m].name, true, 0, what));
             return 0;
         }
-        if (a0->rcol > COL_COUNT && !is_basic_metric(s->metrics[a0->rcol - COL_COUNT - 1].kind)) {
+        if (a0->rcol > COL_COUNT &&
+            s->metrics[a0->rcol - COL_COUNT - 1].kind == SL_METRIC_DISTINCT) {
             *out = mk_slot(p, e, add_agg(p, AG_HLL, a0->name, true, 0, what));
             return 0;
+        }
+        if (a0->rcol > COL_COUNT &&
+            s->metrics[a0->rcol - COL_COUNT - 1].kind == SL_METRIC_QUANTILES) {
+            return perr(p, SL_EINVAL, e,
+                        "%s@@ is not supported: %s is a quantiles sketch; distinct counts need a "
+                        "dimension or a distinct-count metric",
+                        what, a0->name);
         }
         return perr(p, SL_EINVAL, e,
                     "%s@@ is not supported: %s is %s; distinct counts need a dimension or a field "
@@ -3712,11 +3749,35 @@ static int agg_call(plan *p, node *e, node **out)
                         "%s@@: the fraction must be a number between 0 and 1", what);
         }
         const char *f;
+        char qs[300] = "";
+        for (int i = 0; i < s->nmetrics; i++) {
+            if (s->metrics[i].kind == SL_METRIC_QUANTILES) {
+                list_join(qs, sizeof(qs), s->metrics[i].field);
+                list_join(qs, sizeof(qs), s->metrics[i].name);
+            }
+        }
         if (a0->rcol == COL_RAW) {
-            int m = sketch_metric(s, a0->name, "quantile");
-            f = m >= 0 ? s->metrics[m].name : a0->name;
+            int m = sketch_metric(s, a0->name, SL_METRIC_QUANTILES);
+            if (m < 0) {
+                return perr(p, SL_EINVAL, a0,
+                            "%s@@ needs a quantiles sketch of %s, which %s does not keep "
+                            "(quantiles are kept for: %s)",
+                            what, a0->name, s->name, qs[0] ? qs : "no field");
+            }
+            f = s->metrics[m].name;
+        } else if (a0->rcol > COL_COUNT &&
+                   s->metrics[a0->rcol - COL_COUNT - 1].kind == SL_METRIC_QUANTILES) {
+            f = s->metrics[a0->rcol - COL_COUNT - 1].name;
         } else if (a0->rcol >= COL_COUNT) {
-            f = a0->rcol == COL_COUNT ? s->count_name : s->metrics[a0->rcol - COL_COUNT - 1].name;
+            return perr(p, SL_EINVAL, a0,
+                        "%s@@ needs a quantiles sketch: %s is %s, from which quantiles cannot be "
+                        "recovered after rollup (quantiles are kept for: %s)",
+                        what, a0->name,
+                        a0->rcol == COL_COUNT ? "the event count"
+                        : s->metrics[a0->rcol - COL_COUNT - 1].kind == SL_METRIC_DISTINCT
+                            ? "a distinct-count sketch"
+                            : "a rolled-up sum, min or max",
+                        qs[0] ? qs : "no field");
         } else {
             return perr(p, SL_EINVAL, e, "%s@@: %s is not a numeric field", what, a0->name);
         }
@@ -4737,7 +4798,8 @@ static void info_rows(plan *p, rowset *r)
         const sl_spec *s = cfg->datasources[i];
         for (int c = 0; c < ds_ncols(s); c++) {
             sl_sql_type t = ds_col_type(s, c);
-            info_column(r, "druid", s->name, ds_col_name(s, c), c + 1, t, t == SL_SQL_VARCHAR);
+            info_column(r, "druid", s->name, ds_col_name(s, c), c + 1, t,
+                        t == SL_SQL_VARCHAR || t == SL_SQL_OTHER);
         }
     }
     for (int i = 0; i < 3; i++) {

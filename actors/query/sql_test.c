@@ -1,6 +1,11 @@
 /* SQL tests: the parser, the planner (the native JSON it generates) and whole statements
  * run against a real LMDB store in a temp directory. Every expected value is computed
- * here by brute force over the rows the test inserted. */
+ * here by brute force over the rows the test inserted.
+ *
+ * Each row also carries the events' users and latencies for the sketch metrics users
+ * (distinct user_id) and lat_q (quantiles of lat). The latencies are their own values,
+ * independent of the row's lat_sum / lat_min / lat_max: each metric is checked against
+ * the values it was built from. */
 #include "sl_test.h"
 
 #include <math.h>
@@ -9,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hash.h"
+#include "sketch.h"
 #include "sql.h"
 
 #define T0 1749600000000LL /* 2025-06-11T00:00:00Z */
@@ -23,16 +30,24 @@ static const char *const SPEC =
     "\"metrics\":[{\"name\":\"count\",\"type\":\"count\"},"
     "{\"name\":\"lat_sum\",\"type\":\"sum\",\"field\":\"lat\"},"
     "{\"name\":\"lat_min\",\"type\":\"min\",\"field\":\"lat\"},"
-    "{\"name\":\"lat_max\",\"type\":\"max\",\"field\":\"lat\"}],"
+    "{\"name\":\"lat_max\",\"type\":\"max\",\"field\":\"lat\"},"
+    "{\"name\":\"users\",\"type\":\"distinct\",\"field\":\"user_id\"},"
+    "{\"name\":\"lat_q\",\"type\":\"quantiles\",\"field\":\"lat\"}],"
     "\"partitions\":{\"count\":2,\"key\":\"user_id\"},\"rejection\":{\"early\":\"P1D\"}}";
 
 enum { D_PAGE, D_COUNTRY, D_DEVICE, ND };
+
+#define NUSERS 37
+#define MAX_EV 5
 
 typedef struct trow {
     int64_t t;
     const char *d[ND];
     int64_t count;
     double sum, min, max; /* min = +inf / max = -inf: no latency */
+    int user[MAX_EV];     /* the count events' users: "u<n>" */
+    int nlat;
+    double lat[MAX_EV]; /* the latencies in the quantiles sketch */
 } trow;
 
 #define MAX_ROWS 1000
@@ -66,6 +81,13 @@ static void gen_rows(void)
             r->d[D_COUNTRY] = countries[(m * 3 + j) % 3];
             r->d[D_DEVICE] = devices[(m + 2 * j) % 3];
             r->count = 1 + (m * 7 + j * 3) % 5;
+            r->nlat = 0;
+            for (int k = 0; k < r->count; k++) {
+                r->user[k] = (m * 5 + j * 11 + k * 7) % NUSERS;
+                if ((m + k) % 4 != 0) {
+                    r->lat[r->nlat++] = 5 + ((m * 13 + j * 7 + k * 3) % 97) * 0.5;
+                }
+            }
             if ((m + j) % 6 == 0) {
                 r->sum = 0;
                 r->min = INFINITY;
@@ -104,9 +126,34 @@ static int setup(void **state)
         fprintf(stderr, "store: %s\n", err.msg);
         return -1;
     }
+    sl_buf hb, qb;
+    sl_buf_init(&hb);
+    sl_buf_init(&qb);
     for (int i = 0; i < nrows; i++) {
         sl_row r = {
-            .bucket_ms = rows[i].t, .ndims = ND, .count = (uint64_t)rows[i].count, .nvalues = 3};
+            .bucket_ms = rows[i].t, .ndims = ND, .count = (uint64_t)rows[i].count, .nvalues = 5};
+        sl_hll *h = sl_hll_new();
+        sl_dds *q = sl_dds_new();
+        for (int k = 0; k < rows[i].count; k++) {
+            char id[16];
+            int n = snprintf(id, sizeof(id), "u%d", rows[i].user[k]);
+            sl_hll_add(h, id, (size_t)n);
+        }
+        for (int k = 0; k < rows[i].nlat; k++) {
+            if (sl_dds_add(q, rows[i].lat[k], &err) != 0) {
+                return -1;
+            }
+        }
+        sl_buf_reset(&hb);
+        sl_buf_reset(&qb);
+        sl_hll_serialize(h, &hb);
+        sl_dds_serialize(q, &qb);
+        sl_hll_free(h);
+        sl_dds_free(q);
+        r.sketches[3] = (sl_str){hb.data, hb.len};
+        if (rows[i].nlat > 0) {
+            r.sketches[4] = (sl_str){qb.data, qb.len};
+        }
         for (int k = 0; k < ND; k++) {
             r.dims[k].p = rows[i].d[k];
             r.dims[k].len = rows[i].d[k] != NULL ? strlen(rows[i].d[k]) : 0;
@@ -119,6 +166,8 @@ static int setup(void **state)
             return -1;
         }
     }
+    sl_buf_fini(&hb);
+    sl_buf_fini(&qb);
     if (sl_store_commit(t, &err) != 0) {
         return -1;
     }
@@ -458,16 +507,155 @@ static void aggregates(void **state)
     assert_int_equal(cell_l(fx, 0, 0), mx);
 }
 
-static void sketches_refused(void **state)
+/* ---- sketches ------------------------------------------------------------------------------- */
+
+typedef bool (*rowpred)(const trow *r);
+
+/* Exact distinct users and sorted latencies over the rows matching p (NULL: all). */
+static int exact_users(rowpred p)
+{
+    bool seen[NUSERS] = {false};
+    int n = 0;
+    for (int i = 0; i < nrows; i++) {
+        if (p != NULL && !p(&rows[i])) {
+            continue;
+        }
+        for (int k = 0; k < rows[i].count; k++) {
+            n += !seen[rows[i].user[k]];
+            seen[rows[i].user[k]] = true;
+        }
+    }
+    return n;
+}
+
+static int cmp_dbl(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The exact q-quantile (docs/api.md: the value of 0-based rank floor(q * (n - 1))) of
+ * the latencies of the rows matching p; NaN when there are none. */
+static double exact_quantile(rowpred p, double q)
+{
+    static double v[MAX_ROWS * MAX_EV];
+    size_t n = 0;
+    for (int i = 0; i < nrows; i++) {
+        if (p == NULL || p(&rows[i])) {
+            for (int k = 0; k < rows[i].nlat; k++) {
+                v[n++] = rows[i].lat[k];
+            }
+        }
+    }
+    if (n == 0) {
+        return NAN;
+    }
+    qsort(v, n, sizeof(double), cmp_dbl);
+    return v[(size_t)floor(q * (double)(n - 1))];
+}
+
+/* Within the quantiles sketch's documented relative accuracy. */
+static void near_quantile(double got, double want)
+{
+    if (!(fabs(got - want) <= SL_DDS_ALPHA * want + 1e-12)) {
+        fail_msg("quantile %.10g, exact %.10g: off by more than %g", got, want, SL_DDS_ALPHA);
+    }
+}
+
+static int64_t cur_minute;
+static bool in_cur_minute(const trow *r)
+{
+    return r->t == cur_minute;
+}
+
+static const char *cur_country;
+static bool in_cur_country(const trow *r)
+{
+    return s_eq(r->d[D_COUNTRY], cur_country);
+}
+
+static bool us_first_hour(const trow *r)
+{
+    return s_eq(r->d[D_COUNTRY], "US") && r->t < T0 + HOUR;
+}
+
+static void sketches(void **state)
 {
     fixture *fx = *state;
-    /* the native engine has no sketch aggregators yet: a clear 400 naming the SQL */
-    fails(fx, SL_ENOTFOUND, "SELECT COUNT(DISTINCT user_id) FROM ev", "COUNT(DISTINCT user_id)",
-          "is not supported");
-    fails(fx, SL_ENOTFOUND, "SELECT APPROX_COUNT_DISTINCT(page) FROM ev", "APPROX_COUNT_DISTINCT",
-          "cardinality");
-    fails(fx, SL_ENOTFOUND, "SELECT APPROX_QUANTILE(lat, 0.5) FROM ev", "APPROX_QUANTILE(lat, 0.5)",
-          "quantilesDoublesSketch");
+    /* a few dozen users: the distinct-count sketch is still exact (sparse) */
+    ok(fx,
+       "SELECT COUNT(DISTINCT user_id), APPROX_COUNT_DISTINCT(user_id), "
+       "APPROX_COUNT_DISTINCT(users), COUNT(DISTINCT page), APPROX_QUANTILE(lat, 0.5), "
+       "APPROX_QUANTILE(lat_q, 0.95), APPROX_QUANTILE(lat, 0), APPROX_QUANTILE(lat, 1) FROM ev");
+    assert_int_equal(nres(fx), 1);
+    assert_int_equal(sl_sql_result_type(fx->res, 0), SL_SQL_BIGINT);
+    assert_int_equal(sl_sql_result_type(fx->res, 4), SL_SQL_DOUBLE);
+    int users = exact_users(NULL);
+    assert_int_equal(cell_l(fx, 0, 0), users);
+    assert_int_equal(cell_l(fx, 0, 1), users);
+    assert_int_equal(cell_l(fx, 0, 2), users);
+    assert_int_equal(cell_l(fx, 0, 3), 4);
+    near_quantile(cell_d(fx, 0, 4), exact_quantile(NULL, 0.5));
+    near_quantile(cell_d(fx, 0, 5), exact_quantile(NULL, 0.95));
+    assert_true(cell_d(fx, 0, 6) == exact_quantile(NULL, 0)); /* min and max are exact */
+    assert_true(cell_d(fx, 0, 7) == exact_quantile(NULL, 1));
+
+    /* per minute (the seed query's window) with a filter */
+    ok(fx, "SELECT TUMBLE_START(__time, INTERVAL '1' MINUTE) AS t, COUNT(DISTINCT user_id) AS u, "
+           "APPROX_QUANTILE(lat, 0.95) AS p95, COUNT(*) AS n FROM ev WHERE __time < TIMESTAMP "
+           "'2025-06-11 01:00:00' GROUP BY TUMBLE(__time, INTERVAL '1' MINUTE)");
+    size_t k = 0;
+    for (int m = 0; m < 60; m++) {
+        cur_minute = T0 + m * MIN;
+        if (m % 7 == 3) {
+            continue;
+        }
+        assert_true(k < nres(fx));
+        assert_int_equal(cell_l(fx, k, 0), cur_minute);
+        assert_int_equal(cell_l(fx, k, 1), exact_users(in_cur_minute));
+        double want = exact_quantile(in_cur_minute, 0.95);
+        if (isnan(want)) {
+            assert_true(cell_null(fx, k, 2)); /* no latency in that minute */
+        } else {
+            near_quantile(cell_d(fx, k, 2), want);
+        }
+        k++;
+    }
+    assert_int_equal(nres(fx), k);
+
+    /* GROUP BY, HAVING and ORDER BY on the sketch results */
+    ok(fx,
+       "SELECT country, COUNT(DISTINCT user_id) AS u, APPROX_QUANTILE(lat_q, 0.5) AS med FROM "
+       "ev GROUP BY country HAVING COUNT(DISTINCT user_id) > 3 ORDER BY u DESC, country LIMIT 2");
+    static const char *const cs[] = {"US", "DE", "FR"};
+    int cu[3];
+    for (int c = 0; c < 3; c++) {
+        cur_country = cs[c];
+        cu[c] = exact_users(in_cur_country);
+    }
+    assert_int_equal(nres(fx), 2);
+    int prev = 1 << 30;
+    for (size_t i = 0; i < 2; i++) {
+        const sl_sql_value *v = sl_sql_result_cell(fx->res, i, 0);
+        char c[8];
+        snprintf(c, sizeof(c), "%.*s", (int)v->n, v->s);
+        int ci = strcmp(c, "US") == 0 ? 0 : strcmp(c, "DE") == 0 ? 1 : 2;
+        cur_country = cs[ci];
+        assert_int_equal(cell_l(fx, i, 1), cu[ci]);
+        assert_true(cu[ci] <= prev);
+        prev = cu[ci];
+        near_quantile(cell_d(fx, i, 2), exact_quantile(in_cur_country, 0.5));
+    }
+    ok(fx, "SELECT APPROX_COUNT_DISTINCT(user_id) FROM ev WHERE country = 'US' AND __time < "
+           "TIMESTAMP '2025-06-11 01:00:00'");
+    assert_int_equal(cell_l(fx, 0, 0), exact_users(us_first_hour));
+
+    /* nothing matches: a distinct count of 0 and no quantile */
+    ok(fx, "SELECT COUNT(DISTINCT user_id), APPROX_QUANTILE(lat, 0.5) FROM ev WHERE page = 'nope'");
+    assert_int_equal(cell_l(fx, 0, 0), 0);
+    assert_true(cell_null(fx, 0, 1));
+
+    /* the plan: Druid's aggregators over the sketch metrics */
     sl_sql_opts o = {.now_ms = NOW};
     assert_int_equal(sl_sql_plan_native(fx->cfg,
                                         "SELECT COUNT(DISTINCT user_id), APPROX_QUANTILE(lat, 0.9) "
@@ -476,13 +664,47 @@ static void sketches_refused(void **state)
                      0);
     sl_buf_append(&fx->buf, "", 1);
     assert_non_null(strstr(fx->buf.data, "{\"type\":\"HLLSketchMerge\",\"name\":\"a0\","
-                                         "\"fieldName\":\"user_id\",\"round\":true}"));
+                                         "\"fieldName\":\"users\",\"round\":true}"));
+    assert_non_null(strstr(fx->buf.data, "{\"type\":\"quantilesDoublesSketch\",\"name\":"
+                                         "\"a1:agg\",\"fieldName\":\"lat_q\"}"));
     assert_non_null(strstr(fx->buf.data, "\"postAggregations\":[{\"type\":"
                                          "\"quantilesDoublesSketchToQuantile\",\"name\":\"a1\","
                                          "\"field\":{\"type\":\"fieldAccess\",\"fieldName\":"
                                          "\"a1:agg\"},\"fraction\":0.9"));
+
+    /* what cannot be asked of a sketch, or of a field without one */
+    fails(fx, SL_EINVAL, "SELECT SUM(users) FROM ev",
+          "SUM(users) (line 1, column 8) is not supported",
+          "users holds a distinct-count sketch (HyperLogLog); use APPROX_COUNT_DISTINCT(users)");
+    fails(fx, SL_EINVAL, "SELECT AVG(lat_q) FROM ev", "lat_q holds a quantiles sketch (DDSketch)",
+          "APPROX_QUANTILE");
+    fails(
+        fx, SL_EINVAL, "SELECT APPROX_QUANTILE(lat_sum, 0.5) FROM ev",
+        "APPROX_QUANTILE(lat_sum, 0.5) (line 1, column 24) needs a quantiles sketch: lat_sum is a "
+        "rolled-up sum, min or max",
+        "quantiles are kept for: lat, lat_q");
+    fails(fx, SL_EINVAL, "SELECT APPROX_QUANTILE(users, 0.5) FROM ev",
+          "users is a distinct-count "
+          "sketch",
+          NULL);
+    fails(fx, SL_EINVAL, "SELECT APPROX_QUANTILE(\"count\", 0.5) FROM ev", "is the event count",
+          NULL);
+    fails(fx, SL_EINVAL, "SELECT APPROX_QUANTILE(user_id, 0.5) FROM ev",
+          "needs a quantiles sketch of user_id, which ev does not keep", NULL);
+    fails(fx, SL_EINVAL, "SELECT APPROX_QUANTILE(lat, 1.5) FROM ev",
+          "the fraction must be a number between 0 and 1", NULL);
+    fails(fx, SL_EINVAL, "SELECT COUNT(DISTINCT lat_q) FROM ev", "lat_q is a quantiles sketch",
+          NULL);
+    fails(fx, SL_EINVAL, "SELECT COUNT(DISTINCT lat_sum) FROM ev", "a rolled-up metric", NULL);
+    fails(fx, SL_EINVAL, "SELECT COUNT(DISTINCT lat) FROM ev", "was not kept by rollup",
+          "APPROX_QUANTILE(lat, q)");
+    fails(fx, SL_EINVAL, "SELECT COUNT(*) FROM ev WHERE users = 'x'", "'users'", "is a metric");
     fails(fx, SL_EINVAL,
           "SELECT COUNT(DISTINCT page) FROM ev GROUP BY HOP(__time, INTERVAL '1' MINUTE, "
+          "INTERVAL '2' MINUTE)",
+          "overlapping HOP", NULL);
+    fails(fx, SL_EINVAL,
+          "SELECT APPROX_QUANTILE(lat, 0.5) FROM ev GROUP BY HOP(__time, INTERVAL '1' MINUTE, "
           "INTERVAL '2' MINUTE)",
           "overlapping HOP", NULL);
 }
@@ -692,9 +914,14 @@ static void group_order_limit(void **state)
     /* rows of the rollup: SELECT * */
     ok(fx, "SELECT * FROM ev WHERE __time < TIMESTAMP '2025-06-11 00:03:00' ORDER BY __time, "
            "page");
-    assert_int_equal(sl_sql_result_ncols(fx->res), 8);
+    assert_int_equal(sl_sql_result_ncols(fx->res), 10);
     assert_string_equal(sl_sql_result_name(fx->res, 0), "__time");
     assert_string_equal(sl_sql_result_name(fx->res, 4), "count");
+    /* sketch columns: typed OTHER, shown as null (read them with their aggregates) */
+    assert_string_equal(sl_sql_result_name(fx->res, 8), "users");
+    assert_int_equal(sl_sql_result_type(fx->res, 8), SL_SQL_OTHER);
+    assert_true(cell_null(fx, 0, 8));
+    assert_true(cell_null(fx, 0, 9));
     int n3 = 0;
     for (int i = 0; i < nrows; i++) {
         n3 += rows[i].t < T0 + 3 * MIN;
@@ -753,25 +980,29 @@ static void information_schema(void **state)
     ok(fx, "SELECT COLUMN_NAME, DATA_TYPE, ORDINAL_POSITION, IS_NULLABLE, JDBC_TYPE FROM "
            "INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'druid' AND TABLE_NAME = 'ev' ORDER "
            "BY ORDINAL_POSITION");
-    static const char *const names[] = {"__time", "page",    "country", "device",
-                                        "count",  "lat_sum", "lat_min", "lat_max"};
-    static const char *const types[] = {"TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR",
-                                        "BIGINT",    "DOUBLE",  "DOUBLE",  "DOUBLE"};
-    assert_int_equal(nres(fx), 8);
-    for (size_t i = 0; i < 8; i++) {
+    static const char *const names[] = {"__time",  "page",    "country", "device", "count",
+                                        "lat_sum", "lat_min", "lat_max", "users",  "lat_q"};
+    /* sketch columns are Druid COMPLEX columns: DATA_TYPE OTHER, JDBC type 1111 */
+    static const char *const types[] = {"TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT",
+                                        "DOUBLE",    "DOUBLE",  "DOUBLE",  "OTHER",   "OTHER"};
+    static const int64_t jdbc[] = {93, 12, 12, 12, -5, 8, 8, 8, 1111, 1111};
+    assert_int_equal(nres(fx), 10);
+    for (size_t i = 0; i < 10; i++) {
         cell_s(fx, i, 0, names[i]);
         cell_s(fx, i, 1, types[i]);
         assert_int_equal(cell_l(fx, i, 2), (int64_t)i + 1);
+        assert_int_equal(cell_l(fx, i, 4), jdbc[i]);
     }
     cell_s(fx, 0, 3, "NO");
     cell_s(fx, 1, 3, "YES");
-    assert_int_equal(cell_l(fx, 0, 4), 93);
+    cell_s(fx, 5, 3, "NO");
+    cell_s(fx, 8, 3, "YES");
     /* every DATA_TYPE is one Druid (and Superset) knows */
     ok(fx, "SELECT DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE DATA_TYPE NOT IN ('VARCHAR', "
            "'BIGINT', 'DOUBLE', 'FLOAT', 'TIMESTAMP', 'BOOLEAN', 'OTHER')");
     assert_int_equal(nres(fx), 0);
     ok(fx, "SELECT * FROM INFORMATION_SCHEMA.COLUMNS WHERE COLUMN_NAME LIKE 'lat%%'");
-    assert_int_equal(nres(fx), 3);
+    assert_int_equal(nres(fx), 4);
 }
 
 /* ---- errors
@@ -792,7 +1023,8 @@ static void errors(void **state)
     fails(fx, SL_EINVAL, "SELECT user_id FROM ev",
           "column user_id (line 1, column 8) was not kept "
           "by rollup: ev keeps dimensions page, country, device",
-          "distinct counts of user_id are available as COUNT(DISTINCT user_id)");
+          "distinct counts of user_id are available as COUNT(DISTINCT user_id) and "
+          "APPROX_COUNT_DISTINCT(user_id)");
     fails(fx, SL_EINVAL, "SELECT user_id, COUNT(*) FROM ev GROUP BY user_id",
           "was not kept by rollup", NULL);
     fails(fx, SL_EINVAL, "SELECT lat FROM ev", "was not kept by rollup", "SUM(lat)");
@@ -905,7 +1137,13 @@ static void whole_request(void **state)
     assert_int_equal(query_sql(fx, "{\"query\":\"SELECT nope FROM ev\"}"), 400);
     assert_non_null(strstr(fx->buf.data, "\"error\":\"Plan validation failed\""));
     assert_non_null(strstr(fx->buf.data, "org.apache.calcite.tools.ValidationException"));
-    assert_int_equal(query_sql(fx, "{\"query\":\"SELECT COUNT(DISTINCT user_id) FROM ev\"}"), 400);
+    assert_int_equal(query_sql(fx, "{\"query\":\"SELECT COUNT(DISTINCT user_id) AS u FROM ev\"}"),
+                     200);
+    snprintf(want, sizeof(want), "[{\"u\":%d}]\n", exact_users(NULL));
+    assert_string_equal(fx->buf.data, want);
+    /* a plan the native engine refuses */
+    assert_int_equal(sl_sql_error(&fx->buf, SL_ENOTFOUND, "no"), 400);
+    sl_buf_append(&fx->buf, "", 1);
     assert_non_null(strstr(fx->buf.data, "\"error\":\"Unsupported operation\""));
     assert_int_equal(query_sql(fx, "not json"), 400);
     assert_non_null(strstr(fx->buf.data, "not valid JSON"));
@@ -978,7 +1216,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(time_buckets, setup, teardown),
     cmocka_unit_test_setup_teardown(hop_windows, setup, teardown),
     cmocka_unit_test_setup_teardown(aggregates, setup, teardown),
-    cmocka_unit_test_setup_teardown(sketches_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(sketches, setup, teardown),
     cmocka_unit_test_setup_teardown(filters, setup, teardown),
     cmocka_unit_test_setup_teardown(group_order_limit, setup, teardown),
     cmocka_unit_test_setup_teardown(params_and_literals, setup, teardown),

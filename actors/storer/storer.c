@@ -6,7 +6,14 @@
  * offset is c is applied only when lo == c, and then c becomes hi, in the same
  * transaction as the rows. A delta with hi <= c was applied before and is skipped;
  * any other is refused (the windower rewinds to c and re-reads the log).
- * After each commit a NOTIFY goes out on the pub socket ("data changed" hint). */
+ * After each commit a NOTIFY goes out on the pub socket ("data changed" hint).
+ *
+ * A delta whose rows do not decode or that the store refuses (a row of the wrong shape,
+ * a sketch that is not a valid sketch of its metric's type) aborts the transaction; it is
+ * then marked bad and the transaction is redone without its rows (its offsets are still
+ * consumed: the windower would send the same bytes again). So a bad delta is never half
+ * applied and never blocks the deltas sharing its transaction, and good deltas pay for
+ * no separate validation pass: the store decodes each sketch once, as it merges it. */
 #include "actor.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,13 +37,17 @@ typedef struct storer {
     sl_sock *in;
     sl_sock *notify;
     sl_buf *pending; /* copies of deltas received since the last commit */
+    bool *bad;       /* per pending delta: its rows were refused (see above) */
     int npending, cappending;
     sl_buf msg;
-    int64_t retry_at_ms; /* after a failed commit, not before this */
-    bool failing;        /* the last commit failed */
+    int64_t retry_at_ms;  /* after a failed commit, not before this */
+    bool failing;         /* the last commit failed */
     char full_path[4096]; /* exists (with the reason) while the store is full */
     uint64_t applied, skipped, refused, rows, commits;
 } storer;
+
+/* apply_delta's answer for a delta just marked bad: the transaction is gone, redo it. */
+#define REDO 2
 
 static int commit_pending(storer *s, sl_err *err);
 static void set_full(storer *s, const char *why);
@@ -48,8 +59,8 @@ typedef struct delta_done {
     const char *result; /* applied, skipped, refused, malformed */
 } delta_done;
 
-static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
-                       const sl_spec **spec_out, delta_done *done, sl_err *err);
+static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, bool *bad, int64_t *minb,
+                       int64_t *maxb, const sl_spec **spec_out, delta_done *done, sl_err *err);
 static void count_commit(storer *s, const delta_done *done, int n, int64_t t0_ns);
 
 /* ---- run ---------------------------------------------------------------------------- */
@@ -77,8 +88,8 @@ int sl_storer_run(sl_actor *a, sl_err *err)
         goto out;
     }
     if ((rc = sl_sock_open(&s.in, SL_SOCK_PULL, err)) != 0 ||
-        (rc = sl_sock_listen(s.in, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)),
-                             err)) != 0 ||
+        (rc = sl_sock_listen(s.in, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)), err)) !=
+            0 ||
         (rc = sl_sock_open(&s.notify, SL_SOCK_PUB, err)) != 0 ||
         (rc = sl_sock_listen(s.notify, sl_actor_addr(a, SL_ADDR_NOTIFY, 0, addr, sizeof(addr)),
                              err)) != 0 ||
@@ -95,8 +106,8 @@ int sl_storer_run(sl_actor *a, sl_err *err)
         SL_LOG(ERROR, "final_commit_failed", "deltas=%d error=\"%s\"", s.npending, cerr.msg);
     }
     SL_LOG(INFO, "storer_stopped", "applied=%llu skipped=%llu rows=%llu commits=%llu",
-           (unsigned long long)s.applied, (unsigned long long)s.skipped,
-           (unsigned long long)s.rows, (unsigned long long)s.commits);
+           (unsigned long long)s.applied, (unsigned long long)s.skipped, (unsigned long long)s.rows,
+           (unsigned long long)s.commits);
 out:
     sl_sock_close(s.in);
     sl_sock_close(s.notify);
@@ -104,6 +115,7 @@ out:
         sl_buf_fini(&s.pending[i]);
     }
     free(s.pending);
+    free(s.bad);
     sl_buf_fini(&s.msg);
     sl_store_close(s.store);
     return rc;
@@ -117,11 +129,13 @@ static void on_delta(void *state, sl_sock *from, const void *data, size_t len)
     if (s->npending == s->cappending) {
         int cap = s->cappending == 0 ? 64 : s->cappending * 2;
         s->pending = sl_realloc(s->pending, (size_t)cap * sizeof(sl_buf));
+        s->bad = sl_realloc(s->bad, (size_t)cap * sizeof(bool));
         for (int i = s->cappending; i < cap; i++) {
             sl_buf_init(&s->pending[i]);
         }
         s->cappending = cap;
     }
+    s->bad[s->npending] = false;
     sl_buf *b = &s->pending[s->npending++];
     sl_buf_reset(b);
     sl_buf_append(b, data, len);
@@ -194,7 +208,10 @@ static int commit_pending(storer *s, sl_err *err)
         uint64_t applied = 0, skipped = 0;
         for (int i = 0; i < s->npending && rc == 0; i++) {
             int64_t lo = INT64_MAX, hi = INT64_MIN;
-            rc = apply_delta(s, t, &s->pending[i], &lo, &hi, &spec, &done[i], err);
+            rc = apply_delta(s, t, &s->pending[i], &s->bad[i], &lo, &hi, &spec, &done[i], err);
+            if (rc == REDO) {
+                break;
+            }
             if (rc == 1) {
                 skipped++;
                 rc = 0;
@@ -203,6 +220,9 @@ static int commit_pending(storer *s, sl_err *err)
                 minb = lo < minb ? lo : minb;
                 maxb = hi > maxb ? hi : maxb;
             }
+        }
+        if (rc == REDO) {
+            continue; /* without the delta just marked bad */
         }
         if (rc == 0) {
             rc = sl_store_commit(t, err);
@@ -260,11 +280,12 @@ static void count_commit(storer *s, const delta_done *done, int n, int64_t t0_ns
     }
 }
 
-/* Returns 0 when applied, 1 when skipped (already applied, refused or malformed), <0
- * on error (the transaction is then gone). Malformed deltas are logged and skipped.
- * done says which, for the metrics. */
-static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *minb, int64_t *maxb,
-                       const sl_spec **spec_out, delta_done *done, sl_err *err)
+/* Returns 0 when applied, 1 when skipped (already applied, refused or malformed), REDO
+ * when its rows turned out bad (*bad is set, the transaction is gone), <0 on error (the
+ * transaction is then gone). Malformed deltas are logged and skipped. done says which,
+ * for the metrics. */
+static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, bool *bad, int64_t *minb,
+                       int64_t *maxb, const sl_spec **spec_out, delta_done *done, sl_err *err)
 {
     sl_delta d;
     sl_err derr = {0};
@@ -300,21 +321,39 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, int64_t *min
         done->result = "refused";
         return 1;
     }
+    if (*bad) {
+        /* its rows were refused in an earlier try of this transaction (logged then) */
+        return sl_store_set_offset(t, ds, d.partition, d.offset_hi, err) != 0 ? err->code : 1;
+    }
     sl_rows_iter it;
     sl_row row;
+    bool aborted = false; /* by the store, refusing a row */
     sl_rows_iter_init(&it, d.rows.p, d.rows.len);
     while ((rc = sl_rows_next(&it, &row, &derr)) == 1) {
-        if ((rc = sl_store_merge_row(t, spec, &row, err)) != 0) {
-            return rc;
+        if ((rc = sl_store_merge_row(t, spec, &row, &derr)) != 0) {
+            if (rc != SL_ECODEC && rc != SL_EINVAL) {
+                *err = derr;
+                return rc;
+            }
+            aborted = true;
+            break;
         }
         s->rows++;
         done->rows++;
         *minb = row.bucket_ms < *minb ? row.bucket_ms : *minb;
         *maxb = row.bucket_ms > *maxb ? row.bucket_ms : *maxb;
     }
-    if (rc < 0) {
-        SL_LOG_RATE(ERROR, 1000, "bad_rows", "ds=%s partition=%d error=\"%s\"", ds, d.partition,
-                    derr.msg);
+    if (rc != 0) {
+        /* None of it is applied and its offsets are consumed (when the transaction is
+         * redone): these events are lost, loudly; the windower would only send the same
+         * bytes again. */
+        SL_LOG_RATE(ERROR, 1000, "bad_rows", "ds=%s partition=%d lo=%lld hi=%lld error=\"%s\"", ds,
+                    d.partition, (long long)d.offset_lo, (long long)d.offset_hi, derr.msg);
+        if (!aborted) {
+            sl_store_abort(t);
+        }
+        *bad = true;
+        return REDO;
     }
     if ((rc = sl_store_set_offset(t, ds, d.partition, d.offset_hi, err)) != 0) {
         return rc;

@@ -1,7 +1,8 @@
 /* A rollup table: events folded into rows keyed by (time bucket, dimension values),
- * each row holding an event count and the spec's value metrics. The windower keeps
- * one per partition between flushes. Strings are copied into the table's own arena,
- * so events may be freed after sl_rollup_add. */
+ * each row holding an event count, the spec's value metrics and a sketch per sketch
+ * metric (distinct: an sl_hll of the event's hash; quantiles: an sl_dds of the field).
+ * The windower keeps one per partition between flushes. Strings are copied into the
+ * table's own arena, so events may be freed after sl_rollup_add. */
 #ifndef SL_ROLLUP_H
 #define SL_ROLLUP_H
 
@@ -25,8 +26,14 @@ void sl_rollup_add(sl_rollup *r, const sl_event *ev);
 
 size_t sl_rollup_rows(const sl_rollup *r);
 
-/* Appends every row to blob (sl_rows_put), min/max with no value as +inf/-inf,
- * and reports the earliest and latest bucket; then empties the table. */
+/* Estimated bytes held by the rows' sketches (see rollup.c): the windower flushes a
+ * table early when it grows large, which bounds its memory. 0 after a drain. */
+size_t sl_rollup_sketch_bytes(const sl_rollup *r);
+
+/* Appends every row to blob (sl_rows_put), min/max with no value as +inf/-inf, each
+ * sketch metric as its serialized sketch (nil when the row saw no value for it), and
+ * reports the earliest and latest bucket; then empties the table (its sketches are
+ * cleared and kept for reuse). */
 void sl_rollup_drain(sl_rollup *r, sl_buf *blob, int64_t *min_bucket, int64_t *max_bucket);
 
 #endif

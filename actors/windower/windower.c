@@ -24,8 +24,11 @@
 #include <sys/stat.h>
 
 #define POLL_MS 10
-#define READ_BUDGET 20000      /* records per poll, so flushes and signals stay timely */
-#define FLUSH_ROWS 50000       /* flush early when a partition holds this many rows */
+#define READ_BUDGET 20000 /* records per poll, so flushes and signals stay timely */
+#define FLUSH_ROWS 50000  /* flush early when a partition holds this many rows */
+/* ... or when the sketches of all partitions hold this much (estimated, see rollup.c):
+ * a dense distinct sketch is 16 KiB, so rows alone do not bound the memory */
+#define FLUSH_SKETCH_BYTES (64 << 20)
 #define REWIND_AFTER_MS 10000
 
 typedef struct part_state {
@@ -33,10 +36,10 @@ typedef struct part_state {
     int partition;
     bool owned;
     sl_rollup *rollup;
-    int64_t next;       /* next offset to fold */
-    int64_t lo;         /* start of what is folded but not yet sent */
-    int64_t sent;       /* end of what was sent */
-    int64_t committed;  /* last committed offset seen in the store */
+    int64_t next;      /* next offset to fold */
+    int64_t lo;        /* start of what is folded but not yet sent */
+    int64_t sent;      /* end of what was sent */
+    int64_t committed; /* last committed offset seen in the store */
     int64_t stalled_since_ms;
     int64_t oldest_ms; /* appended_ms of the oldest record folded since the last flush */
 } part_state;
@@ -55,6 +58,7 @@ typedef struct windower {
     sl_buf *unsent; /* encoded deltas the storer has not taken yet, in order */
     int nunsent, capunsent;
     int64_t last_check_ms;
+    size_t sketch_bytes; /* sum of sl_rollup_sketch_bytes over the owned partitions */
     uint64_t events_in, deltas_out, rewinds;
 } windower;
 
@@ -101,8 +105,8 @@ int sl_windower_run(sl_actor *a, sl_err *err)
     snprintf(dir, sizeof(dir), "%s/wal", a->cfg->data_dir);
     if ((rc = sl_plog_reader_open(&w.reader, dir, err)) != 0 ||
         (rc = sl_sock_open(&w.out, SL_SOCK_PUSH, err)) != 0 ||
-        (rc = sl_sock_dial(w.out, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)),
-                           err)) != 0 ||
+        (rc = sl_sock_dial(w.out, sl_actor_addr(a, SL_ADDR_STORER, 0, addr, sizeof(addr)), err)) !=
+            0 ||
         (rc = sl_loop_add_timer(a->loop, POLL_MS, on_poll, &w, err)) != 0 ||
         (rc = sl_loop_add_timer(a->loop, a->cfg->flush_ms, on_flush, &w, err)) != 0) {
         goto out;
@@ -199,7 +203,8 @@ static int start(windower *w)
     sl_store_read_end(r);
     w->started = true;
     w->last_check_ms = sl_now_ms();
-    SL_LOG(INFO, "windower_started", "partitions_owned=%d", w->nslots / w->cfg->processes[SL_ACTOR_WINDOWER]);
+    SL_LOG(INFO, "windower_started", "partitions_owned=%d",
+           w->nslots / w->cfg->processes[SL_ACTOR_WINDOWER]);
     return 0;
 }
 
@@ -207,7 +212,9 @@ static void read_log(windower *w)
 {
     sl_err err = {0};
     uint64_t seg;
-    for (int n = 0; n < READ_BUDGET; n++) {
+    /* an early flush whose delta the storer did not take stops the reading too, so
+     * memory stays bounded while the storer lags */
+    for (int n = 0; n < READ_BUDGET && w->nunsent == 0; n++) {
         int rc = sl_plog_reader_next(w->reader, &w->payload, &seg, &err);
         if (rc < 0) {
             SL_LOG_RATE(ERROR, 1000, "log_read_failed", "error=\"%s\"", err.msg);
@@ -255,8 +262,7 @@ static void fold_record(windower *w, const sl_log_record *r)
              * the log and the store disagree. Refuse to guess: this is logged, and
              * the rewind check recovers from the committed offset. */
             SL_LOG_RATE(ERROR, 1000, "offset_mismatch", "ds=%s partition=%d expected=%lld got=%lld",
-                        spec->name, lp->partition, (long long)p->next,
-                        (long long)lp->first_offset);
+                        spec->name, lp->partition, (long long)p->next, (long long)lp->first_offset);
             continue;
         }
         sl_events_iter it;
@@ -264,6 +270,7 @@ static void fold_record(windower *w, const sl_log_record *r)
         sl_events_iter_init(&it, lp->events.p, lp->events.len);
         int rc;
         int64_t folded = 0;
+        size_t sk_before = sl_rollup_sketch_bytes(p->rollup);
         while ((rc = sl_events_next(&it, &ev, &err)) == 1) {
             if (ev.ndims == spec->ndims) {
                 sl_rollup_add(p->rollup, &ev);
@@ -280,8 +287,11 @@ static void fold_record(windower *w, const sl_log_record *r)
         if (p->oldest_ms == 0 || r->appended_ms < p->oldest_ms) {
             p->oldest_ms = r->appended_ms;
         }
+        w->sketch_bytes += sl_rollup_sketch_bytes(p->rollup) - sk_before;
         if (sl_rollup_rows(p->rollup) >= FLUSH_ROWS) {
             flush_part(w, p);
+        } else if (w->sketch_bytes >= FLUSH_SKETCH_BYTES) {
+            flush_all(w);
         }
     }
 }
@@ -293,6 +303,7 @@ static void flush_part(windower *w, part_state *p)
     }
     int64_t minb, maxb;
     sl_buf_reset(&w->rows);
+    w->sketch_bytes -= sl_rollup_sketch_bytes(p->rollup);
     sl_rollup_drain(p->rollup, &w->rows, &minb, &maxb);
     sl_delta d = {
         .ds = {p->spec->name, strlen(p->spec->name)},
@@ -398,6 +409,7 @@ static void check_committed(windower *w)
         }
         SL_LOG(WARN, "partition_rewind", "ds=%s partition=%d committed=%lld sent=%lld",
                p->spec->name, p->partition, (long long)c, (long long)p->sent);
+        w->sketch_bytes -= sl_rollup_sketch_bytes(p->rollup);
         sl_rollup_drain(p->rollup, &w->rows, &(int64_t){0}, &(int64_t){0});
         sl_buf_reset(&w->rows);
         p->next = p->lo = p->sent = c;

@@ -17,7 +17,9 @@ static const char SPEC[] =
     "\"metrics\":[{\"name\":\"count\",\"type\":\"count\"},"
     "{\"name\":\"latency_ms_sum\",\"type\":\"sum\",\"field\":\"latency_ms\"},"
     "{\"name\":\"latency_ms_min\",\"type\":\"min\",\"field\":\"latency_ms\"},"
-    "{\"name\":\"latency_ms_max\",\"type\":\"max\",\"field\":\"latency_ms\"}],"
+    "{\"name\":\"latency_ms_max\",\"type\":\"max\",\"field\":\"latency_ms\"},"
+    "{\"name\":\"users\",\"type\":\"distinct\",\"field\":\"user_id\"},"
+    "{\"name\":\"latency\",\"type\":\"quantiles\",\"field\":\"latency_ms\"}],"
     "\"partitions\":{\"count\":4,\"key\":\"user_id\"}}";
 
 static sl_config *config(void)
