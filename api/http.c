@@ -148,11 +148,16 @@ int sl_http_serve(sl_http *h, sl_err *err)
 {
     unsigned threads = h->opts.threads > 1 ? (unsigned)h->opts.threads : 1;
     unsigned idle = (unsigned)(h->opts.idle_timeout_s > 0 ? h->opts.idle_timeout_s : 60);
-    /* MHD_USE_ITC: needed by MHD_quiesce_daemon in the thread-pool mode (and to wake a
-     * resumed stream). MHD_ALLOW_SUSPEND_RESUME: streamed replies sleep suspended. The
-     * external logger goes first so that no message reaches MHD's default stderr logger. */
+    /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75's MHD_quiesce_daemon and a busy
+     * worker thread can both take the listen socket out of the worker's epoll set, and the
+     * loser aborts the process ("Failed to remove listen FD from epoll set"; seen about
+     * once in 200 stops under load). With poll() each worker rebuilds its set every turn
+     * and quiescing only wakes it. MHD_USE_ITC: needed by MHD_quiesce_daemon in the
+     * thread-pool mode (and to wake a resumed stream). MHD_ALLOW_SUSPEND_RESUME: streamed
+     * replies sleep suspended. The external logger goes first so that no message reaches
+     * MHD's default stderr logger. */
     unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     SL_ASSERT(h->daemon == NULL && h->fd >= 0);
     h->daemon = MHD_start_daemon(
@@ -203,10 +208,12 @@ void sl_http_stop(sl_http *h)
         sl_http_stream_end(s);
     }
     pthread_mutex_unlock(&h->mu);
-    /* No new connections from here on; the listen socket is ours to close. */
+    /* No new connections from here on; the listen socket is ours. A worker may still be
+     * inside poll() with it: shutdown() stops the listening (new connections are refused)
+     * while the descriptor stays valid, and it is closed once the workers are joined. */
     MHD_socket lfd = MHD_quiesce_daemon(h->daemon);
     if (lfd != MHD_INVALID_SOCKET) {
-        close(lfd);
+        shutdown(lfd, SHUT_RD);
     }
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += h->drain_ms / 1000;
@@ -229,6 +236,9 @@ void sl_http_stop(sl_http *h)
     /* Joins the worker threads and closes every connection (idle keep-alive ones and
      * any request that did not finish in time); request_done runs for each. */
     MHD_stop_daemon(h->daemon);
+    if (lfd != MHD_INVALID_SOCKET) {
+        close(lfd);
+    }
 out:
     if (h->fd >= 0) {
         close(h->fd);

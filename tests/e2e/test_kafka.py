@@ -34,6 +34,7 @@ PARTITIONS = 12
 N_EVENTS = 24000      # the main stream (about 1% bad lines)
 KILLS = 4             # SIGKILLs of ingest processes while the stream flows
 BROKER_DOWN_S = 4     # how long the broker is down (the fault's duration, not a wait)
+SETTLED_S = 8         # an assignment that held this long has outlived any session timeout
 TESTS_DIR = os.path.join(st.BUILD_DIR, "tests")
 
 
@@ -195,13 +196,24 @@ def test_kafka():
                    f"{time.monotonic() - t0:.1f}s after it ended")
 
             # -- the partitioner stops: the lag shows, then drains --
+            # The outage may have timed the group sessions out (session.timeout.ms is 6 s,
+            # counted from the last heartbeat before it): the revoke and rejoin can come a
+            # few seconds after the events are counted. So the same assignment, every
+            # partition caught up, must hold for SETTLED_S in a row before the stall.
+            settled = {"owners": None, "since": None}
+
             def caught_up():
+                owners = split_between_both(s)
                 ps = kafka_status(s)["partitions"]
-                return (split_between_both(s) and len(ps) == PARTITIONS and
-                        all(p["lag_messages"] == 0 for p in ps))
-            # (the outage may have timed the group sessions out: a rebalance re-reads)
-            st.wait_until(caught_up, timeout=60, interval=0.5,
-                          what="the group settled again, every partition caught up")
+                ok = (owners and len(ps) == PARTITIONS and
+                      all(p["lag_messages"] == 0 for p in ps))
+                now = time.monotonic()
+                if not ok or owners != settled["owners"]:
+                    settled.update(owners=owners if ok else None, since=now if ok else None)
+                    return None
+                return owners if now - settled["since"] >= SETTLED_S else None
+            st.wait_until(caught_up, timeout=90, interval=0.5,
+                          what=f"the group settled again, every partition caught up for {SETTLED_S}s")
             ppid = d.pid_of(s, "partitioner")
             os.kill(ppid, signal.SIGSTOP)
             try:
