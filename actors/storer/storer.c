@@ -13,8 +13,15 @@
  * then marked bad and the transaction is redone without its rows (its offsets are still
  * consumed: the windower would send the same bytes again). So a bad delta is never half
  * applied and never blocks the deltas sharing its transaction, and good deltas pay for
- * no separate validation pass: the store decodes each sketch once, as it merges it. */
+ * no separate validation pass: the store decodes each sketch once, as it merges it.
+ *
+ * Within a transaction the rows of all its deltas are first merged in memory by key
+ * (coalesce.h), at most COALESCE_MAX_ROWS at a time, so a row that several deltas touch
+ * (the busy rows of the current minute, one delta per flush) is read, merged and written
+ * once per transaction: with sketch metrics, decoding and encoding the stored sketch is
+ * what a merge costs most. */
 #include "actor.h"
+#include "coalesce.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -30,6 +37,9 @@
 /* While commits fail, at most this many deltas wait in memory; then the pull socket
  * is paused and the windowers block (the data stays in the partition log). */
 #define MAX_PENDING_FAILING 1024
+/* The coalescing table is applied to the transaction and emptied when it holds this
+ * many rows (about 40 MiB with the default spec), bounding the storer's memory. */
+#define COALESCE_MAX_ROWS 131072
 
 typedef struct storer {
     sl_actor *a;
@@ -38,6 +48,7 @@ typedef struct storer {
     sl_sock *notify;
     sl_buf *pending; /* copies of deltas received since the last commit */
     bool *bad;       /* per pending delta: its rows were refused (see above) */
+    sl_coalesce *co; /* the transaction's rows, merged by key (see above) */
     int npending, cappending;
     sl_buf msg;
     int64_t retry_at_ms;  /* after a failed commit, not before this */
@@ -59,8 +70,8 @@ typedef struct delta_done {
     const char *result; /* applied, skipped, refused, malformed */
 } delta_done;
 
-static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, bool *bad, int64_t *minb,
-                       int64_t *maxb, const sl_spec **spec_out, delta_done *done, sl_err *err);
+static int apply_delta(storer *s, sl_store_txn *t, int i, int64_t *minb, int64_t *maxb,
+                       const sl_spec **spec_out, delta_done *done, sl_err *err);
 static void count_commit(storer *s, const delta_done *done, int n, int64_t t0_ns);
 
 /* ---- run ---------------------------------------------------------------------------- */
@@ -74,7 +85,7 @@ static const sl_handler handlers[SL_MSG_TYPE_COUNT] = {
 
 int sl_storer_run(sl_actor *a, sl_err *err)
 {
-    storer s = {.a = a};
+    storer s = {.a = a, .co = sl_coalesce_new()};
     char path[4096], addr[512];
     int rc;
     sl_buf_init(&s.msg);
@@ -116,6 +127,7 @@ out:
     }
     free(s.pending);
     free(s.bad);
+    sl_coalesce_free(s.co);
     sl_buf_fini(&s.msg);
     sl_store_close(s.store);
     return rc;
@@ -190,6 +202,41 @@ static void set_full(storer *s, const char *why)
     }
 }
 
+typedef struct apply_ctx {
+    storer *s;
+    sl_store_txn *t;
+    sl_err *err;
+    sl_err rerr; /* why the store refused a row */
+    int bad_src; /* the delta that row first came from, or -1 */
+} apply_ctx;
+
+static int apply_row(void *arg, const sl_spec *spec, const sl_row *row, int src)
+{
+    apply_ctx *c = arg;
+    int rc = sl_store_merge_row(c->t, spec, row, &c->rerr);
+    if (rc == SL_ECODEC || rc == SL_EINVAL) {
+        c->bad_src = src;
+    } else if (rc != 0) {
+        *c->err = c->rerr;
+    }
+    return rc;
+}
+
+/* Applies the coalesced rows to t and empties the table. A row the store refuses
+ * marks the delta it first came from bad (the store has aborted t): REDO. */
+static int apply_coalesced(storer *s, sl_store_txn *t, sl_err *err)
+{
+    apply_ctx c = {.s = s, .t = t, .err = err, .bad_src = -1};
+    int rc = sl_coalesce_each(s->co, apply_row, &c);
+    sl_coalesce_reset(s->co);
+    if (rc != 0 && c.bad_src >= 0) {
+        SL_LOG_RATE(ERROR, 1000, "bad_rows", "delta=%d error=\"%s\"", c.bad_src, c.rerr.msg);
+        s->bad[c.bad_src] = true;
+        return REDO;
+    }
+    return rc;
+}
+
 /* Applies every pending delta in one transaction; on a full map, grows it and redoes
  * the transaction from the start (the pending copies make that possible). */
 static int commit_pending(storer *s, sl_err *err)
@@ -206,9 +253,10 @@ static int commit_pending(storer *s, sl_err *err)
         int64_t minb = INT64_MAX, maxb = INT64_MIN;
         const sl_spec *spec = NULL;
         uint64_t applied = 0, skipped = 0;
+        sl_coalesce_reset(s->co);
         for (int i = 0; i < s->npending && rc == 0; i++) {
             int64_t lo = INT64_MAX, hi = INT64_MIN;
-            rc = apply_delta(s, t, &s->pending[i], &s->bad[i], &lo, &hi, &spec, &done[i], err);
+            rc = apply_delta(s, t, i, &lo, &hi, &spec, &done[i], err);
             if (rc == REDO) {
                 break;
             }
@@ -219,9 +267,16 @@ static int commit_pending(storer *s, sl_err *err)
                 applied++;
                 minb = lo < minb ? lo : minb;
                 maxb = hi > maxb ? hi : maxb;
+                if (sl_coalesce_rows(s->co) >= COALESCE_MAX_ROWS) {
+                    rc = apply_coalesced(s, t, err);
+                }
             }
         }
+        if (rc == 0) {
+            rc = apply_coalesced(s, t, err);
+        }
         if (rc == REDO) {
+            sl_coalesce_reset(s->co);
             continue; /* without the delta just marked bad */
         }
         if (rc == 0) {
@@ -284,9 +339,11 @@ static void count_commit(storer *s, const delta_done *done, int n, int64_t t0_ns
  * when its rows turned out bad (*bad is set, the transaction is gone), <0 on error (the
  * transaction is then gone). Malformed deltas are logged and skipped. done says which,
  * for the metrics. */
-static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, bool *bad, int64_t *minb,
-                       int64_t *maxb, const sl_spec **spec_out, delta_done *done, sl_err *err)
+static int apply_delta(storer *s, sl_store_txn *t, int i, int64_t *minb, int64_t *maxb,
+                       const sl_spec **spec_out, delta_done *done, sl_err *err)
 {
+    const sl_buf *b = &s->pending[i];
+    bool *bad = &s->bad[i];
     sl_delta d;
     sl_err derr = {0};
     *done = (delta_done){.result = "malformed"};
@@ -327,15 +384,9 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, bool *bad, i
     }
     sl_rows_iter it;
     sl_row row;
-    bool aborted = false; /* by the store, refusing a row */
     sl_rows_iter_init(&it, d.rows.p, d.rows.len);
     while ((rc = sl_rows_next(&it, &row, &derr)) == 1) {
-        if ((rc = sl_store_merge_row(t, spec, &row, &derr)) != 0) {
-            if (rc != SL_ECODEC && rc != SL_EINVAL) {
-                *err = derr;
-                return rc;
-            }
-            aborted = true;
+        if ((rc = sl_coalesce_add(s->co, spec, &row, i, &derr)) != 0) {
             break;
         }
         s->rows++;
@@ -349,9 +400,7 @@ static int apply_delta(storer *s, sl_store_txn *t, const sl_buf *b, bool *bad, i
          * bytes again. */
         SL_LOG_RATE(ERROR, 1000, "bad_rows", "ds=%s partition=%d lo=%lld hi=%lld error=\"%s\"", ds,
                     d.partition, (long long)d.offset_lo, (long long)d.offset_hi, derr.msg);
-        if (!aborted) {
-            sl_store_abort(t);
-        }
+        sl_store_abort(t);
         *bad = true;
         return REDO;
     }
