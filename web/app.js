@@ -272,6 +272,9 @@ function panelError(p, view, e, sketch) {
 const fmtInt = (n) => Math.round(n).toLocaleString("en-US");
 const fmtNum = (n, d = 1) => n.toLocaleString("en-US", {maximumFractionDigits: d});
 const fmtMs = (n) => n == null ? "–" : fmtNum(n, n < 10 ? 2 : 1) + " ms";
+// y-axis ticks: milliseconds from 1000 up read as seconds ("2.5 s", not "2,500 ms")
+const axisLabel = (v, unit) =>
+    unit === " ms" && Math.abs(v) >= 1000 ? fmtNum(v / 1000, 2) + " s" : fmtNum(v, 1) + unit;
 const fmtTime = (ms) => iso(ms).slice(0, 16).replace("T", " ");
 
 function setStat(p, view, value, text, sub) {
@@ -567,8 +570,10 @@ function renderChart(p, view, xs, series, ys, opt) {
             scales: {x: {time: true}},
             axes: [{stroke: "#4a5568", grid: {stroke: "#edf2f7"}, values: timeTicks,
                 space: (u, i, min, max) => (max - min > 1.5 * 86400 ? 110 : 60)},
-                {stroke: "#4a5568", grid: {stroke: "#edf2f7"}, size: 60,
-                    values: (u, vals) => vals.map((v) => fmtNum(v, 1) + (opt.unit || ""))}],
+                {stroke: "#4a5568", grid: {stroke: "#edf2f7"},
+                    values: (u, vals) => vals.map((v) => axisLabel(v, opt.unit || "")),
+                    // wide enough for the longest label (uPlot clips what does not fit)
+                    size: (u, vals) => 18 + 7 * Math.max(3, ...(vals || []).map((v) => v.length))}],
             series: [{label: "UTC"}, ...series.map((s, i) => ({
                 label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5,
                 fill: series.length === 1 ? COLORS[0] + "22" : undefined,
