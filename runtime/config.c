@@ -68,7 +68,8 @@ static const setting settings[] = {
     {"ingest.idempotency_window_s", SET_INT, "86400", 1, 30 * 86400, OFF(idempotency_window_s), 0,
      "How long an Idempotency-Key is remembered."},
     {"windower.flush_ms", SET_INT, "200", 10, 60000, OFF(flush_ms), 0,
-     "How often open windows send their partial aggregates to the storer."},
+     "How often open windows send their partial aggregates to the storer (at most: a "
+     "partition whose last delta the storer has not committed yet keeps folding until it has)."},
     {"storer.map_size_mb", SET_INT, "256", 1, 1 << 30, OFF(map_size_mb), 0,
      "Initial LMDB map size in MiB."},
     {"storer.max_map_size_mb", SET_INT, "65536", 1, 1 << 30, OFF(max_map_size_mb), 0,

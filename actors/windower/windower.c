@@ -66,7 +66,7 @@ static int start(windower *w);
 static void read_log(windower *w);
 static void fold_record(windower *w, const sl_log_record *r);
 static void flush_part(windower *w, part_state *p);
-static void flush_all(windower *w);
+static void flush_all(windower *w, bool paced);
 static bool send_unsent(windower *w);
 static void check_committed(windower *w);
 
@@ -122,7 +122,7 @@ int sl_windower_run(sl_actor *a, sl_err *err)
         if (w.nunsent == 0) {
             read_log(&w);
         }
-        flush_all(&w);
+        flush_all(&w, false);
     }
     SL_LOG(INFO, "windower_stopped", "events=%llu deltas=%llu rewinds=%llu",
            (unsigned long long)w.events_in, (unsigned long long)w.deltas_out,
@@ -166,7 +166,7 @@ static void on_flush(void *state)
     if (!w->started) {
         return;
     }
-    flush_all(w);
+    flush_all(w, true);
     if (sl_now_ms() - w->last_check_ms >= 1000) {
         check_committed(w);
     }
@@ -291,7 +291,7 @@ static void fold_record(windower *w, const sl_log_record *r)
         if (sl_rollup_rows(p->rollup) >= FLUSH_ROWS) {
             flush_part(w, p);
         } else if (w->sketch_bytes >= FLUSH_SKETCH_BYTES) {
-            flush_all(w);
+            flush_all(w, false);
         }
     }
 }
@@ -360,12 +360,50 @@ static bool send_unsent(windower *w)
     return w->nunsent == 0;
 }
 
-static void flush_all(windower *w)
+/* Notes a committed offset read from the store: a change restarts the stall clock of
+ * check_committed. */
+static void saw_committed(part_state *p, int64_t c, int64_t now)
+{
+    if (c >= p->sent || c != p->committed) {
+        p->committed = c;
+        p->stalled_since_ms = now;
+    }
+}
+
+/* Pacing: a partition whose last delta the storer has not committed yet keeps folding
+ * instead of sending another. So at most one delta per partition waits at the storer,
+ * and while the storer is slow (a commit that rewrites large sketches takes longer)
+ * each delta carries more flushes' worth of events for the same rows: the flush interval
+ * stretches to the storer's pace instead of a queue of deltas building up in front of
+ * it. An idle storer commits within milliseconds, so then every flush goes out. */
+static void read_committed(windower *w)
+{
+    sl_store_reader *r;
+    if (sl_store_read_begin(w->store, &r, NULL) != 0) {
+        return;
+    }
+    int64_t now = sl_now_ms();
+    for (int i = 0; i < w->nslots; i++) {
+        part_state *p = &w->parts[i];
+        int64_t c;
+        if (p->owned && sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) == 0) {
+            saw_committed(p, c, now);
+        }
+    }
+    sl_store_read_end(r);
+}
+
+/* Sends every owned partition's delta; paced (the timer's flushes): only those whose
+ * previous delta is committed (see read_committed). */
+static void flush_all(windower *w, bool paced)
 {
     int64_t t0 = sl_mono_ns();
     if (w->nunsent > 0 && !send_unsent(w)) {
         SL_METRIC_SET(SL_M_WINDOWER_UNSENT, w->nunsent);
         return;
+    }
+    if (paced) {
+        read_committed(w);
     }
     /* Rows held per datasource, measured before they go out. */
     for (int d = 0; d < w->cfg->ndatasources; d++) {
@@ -376,7 +414,10 @@ static void flush_all(windower *w)
         SL_METRIC_SET(SL_M_WINDOWER_OPEN_ROWS, (double)rows, w->cfg->datasources[d]->name);
     }
     for (int i = 0; i < w->nslots; i++) {
-        flush_part(w, &w->parts[i]);
+        part_state *p = &w->parts[i];
+        if (!paced || p->committed >= p->sent) {
+            flush_part(w, p);
+        }
     }
     SL_METRIC_SET(SL_M_WINDOWER_UNSENT, w->nunsent);
     SL_METRIC_OBSERVE(SL_M_WINDOWER_FLUSH_SECONDS, (double)(sl_mono_ns() - t0) / 1e9);
@@ -399,12 +440,8 @@ static void check_committed(windower *w)
         if (!p->owned || sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) != 0) {
             continue;
         }
-        if (c >= p->sent || c != p->committed) {
-            p->committed = c;
-            p->stalled_since_ms = now;
-            continue;
-        }
-        if (now - p->stalled_since_ms < REWIND_AFTER_MS) {
+        saw_committed(p, c, now);
+        if (p->committed >= p->sent || now - p->stalled_since_ms < REWIND_AFTER_MS) {
             continue;
         }
         SL_LOG(WARN, "partition_rewind", "ds=%s partition=%d committed=%lld sent=%lld",
