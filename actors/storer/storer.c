@@ -203,7 +203,6 @@ static void set_full(storer *s, const char *why)
 }
 
 typedef struct apply_ctx {
-    storer *s;
     sl_store_txn *t;
     sl_err *err;
     sl_err rerr; /* why the store refused a row */
@@ -226,7 +225,7 @@ static int apply_row(void *arg, const sl_spec *spec, const sl_row *row, int src)
  * marks the delta it first came from bad (the store has aborted t): REDO. */
 static int apply_coalesced(storer *s, sl_store_txn *t, sl_err *err)
 {
-    apply_ctx c = {.s = s, .t = t, .err = err, .bad_src = -1};
+    apply_ctx c = {.t = t, .err = err, .bad_src = -1};
     int rc = sl_coalesce_each(s->co, apply_row, &c);
     sl_coalesce_reset(s->co);
     if (rc != 0 && c.bad_src >= 0) {

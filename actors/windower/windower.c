@@ -3,7 +3,8 @@
  * into tumbling windows of the datasource's query granularity (minute), rolled up by
  * the dimensions, and every flush_ms sends what it has as a DELTA to the storer:
  * partial aggregates that the storer adds to the stored rows, so a minute is
- * queryable long before it closes.
+ * queryable long before it closes. A partition whose previous delta is not committed
+ * yet keeps folding instead (pacing, see read_committed).
  *
  * Exactly-once: each delta names the offset range [lo, hi) of its partition that it
  * covers, always whole log records. On start, each partition resumes at the offset
@@ -68,6 +69,7 @@ static void fold_record(windower *w, const sl_log_record *r);
 static void flush_part(windower *w, part_state *p);
 static void flush_all(windower *w, bool paced);
 static bool send_unsent(windower *w);
+static bool read_committed(windower *w);
 static void check_committed(windower *w);
 
 /* ---- run ---------------------------------------------------------------------------- */
@@ -166,8 +168,9 @@ static void on_flush(void *state)
     if (!w->started) {
         return;
     }
+    bool fresh = read_committed(w);
     flush_all(w, true);
-    if (sl_now_ms() - w->last_check_ms >= 1000) {
+    if (fresh && sl_now_ms() - w->last_check_ms >= 1000) {
         check_committed(w);
     }
 }
@@ -360,50 +363,45 @@ static bool send_unsent(windower *w)
     return w->nunsent == 0;
 }
 
-/* Notes a committed offset read from the store: a change restarts the stall clock of
- * check_committed. */
-static void saw_committed(part_state *p, int64_t c, int64_t now)
-{
-    if (c >= p->sent || c != p->committed) {
-        p->committed = c;
-        p->stalled_since_ms = now;
-    }
-}
-
-/* Pacing: a partition whose last delta the storer has not committed yet keeps folding
+/* Reads each owned partition's committed offset from the store (once per flush tick,
+ * for the pacing below and check_committed); a change, or having caught up with what
+ * was sent, restarts the partition's stall clock. False when the store could not be
+ * read (nothing is updated, and check_committed waits for a fresh read).
+ *
+ * Pacing: a partition whose last delta the storer has not committed yet keeps folding
  * instead of sending another. So at most one delta per partition waits at the storer,
  * and while the storer is slow (a commit that rewrites large sketches takes longer)
  * each delta carries more flushes' worth of events for the same rows: the flush interval
  * stretches to the storer's pace instead of a queue of deltas building up in front of
  * it. An idle storer commits within milliseconds, so then every flush goes out. */
-static void read_committed(windower *w)
+static bool read_committed(windower *w)
 {
     sl_store_reader *r;
     if (sl_store_read_begin(w->store, &r, NULL) != 0) {
-        return;
+        return false;
     }
     int64_t now = sl_now_ms();
     for (int i = 0; i < w->nslots; i++) {
         part_state *p = &w->parts[i];
         int64_t c;
-        if (p->owned && sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) == 0) {
-            saw_committed(p, c, now);
+        if (p->owned && sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) == 0 &&
+            (c >= p->sent || c != p->committed)) {
+            p->committed = c;
+            p->stalled_since_ms = now;
         }
     }
     sl_store_read_end(r);
+    return true;
 }
 
 /* Sends every owned partition's delta; paced (the timer's flushes): only those whose
- * previous delta is committed (see read_committed). */
+ * previous delta is committed as of the last read_committed. */
 static void flush_all(windower *w, bool paced)
 {
     int64_t t0 = sl_mono_ns();
     if (w->nunsent > 0 && !send_unsent(w)) {
         SL_METRIC_SET(SL_M_WINDOWER_UNSENT, w->nunsent);
         return;
-    }
-    if (paced) {
-        read_committed(w);
     }
     /* Rows held per datasource, measured before they go out. */
     for (int d = 0; d < w->cfg->ndatasources; d++) {
@@ -423,25 +421,18 @@ static void flush_all(windower *w, bool paced)
     SL_METRIC_OBSERVE(SL_M_WINDOWER_FLUSH_SECONDS, (double)(sl_mono_ns() - t0) / 1e9);
 }
 
-/* Compares what was sent with what the storer committed; a partition that stays
- * behind what was sent rewinds to its committed offset. */
+/* Compares what was sent with what the storer committed (as of the last
+ * read_committed); a partition that stays behind what was sent rewinds to its
+ * committed offset. */
 static void check_committed(windower *w)
 {
     int64_t now = sl_now_ms();
     w->last_check_ms = now;
-    sl_store_reader *r;
-    if (sl_store_read_begin(w->store, &r, NULL) != 0) {
-        return;
-    }
     bool rewind = false;
     for (int i = 0; i < w->nslots; i++) {
         part_state *p = &w->parts[i];
-        int64_t c;
-        if (!p->owned || sl_store_read_offset(r, p->spec->name, p->partition, &c, NULL) != 0) {
-            continue;
-        }
-        saw_committed(p, c, now);
-        if (p->committed >= p->sent || now - p->stalled_since_ms < REWIND_AFTER_MS) {
+        int64_t c = p->committed;
+        if (!p->owned || c >= p->sent || now - p->stalled_since_ms < REWIND_AFTER_MS) {
             continue;
         }
         SL_LOG(WARN, "partition_rewind", "ds=%s partition=%d committed=%lld sent=%lld",
@@ -456,7 +447,6 @@ static void check_committed(windower *w)
         p->oldest_ms = 0;
         SL_METRIC_ADD(SL_M_WINDOWER_REWINDS, 1);
     }
-    sl_store_read_end(r);
     if (rewind) {
         /* Re-read from the oldest retained segment; other partitions skip what they
          * have folded already. */
