@@ -41,8 +41,16 @@ bool sl_api_body(sl_http_req *req, sl_http_resp *resp, size_t max_body, sl_buf *
         *len = n;
         return true;
     }
+    /* The decompressed copy may take up to max_body: reserve that much first, then give
+     * back what it did not take. */
+    if (!sl_http_req_reserve(req, max_body)) {
+        sl_http_resp_busy(resp, req, "a decompressed request body (reserved at its limit)",
+                          max_body);
+        return false;
+    }
     sl_buf_reset(scratch);
     int rc = sl_gzip_inflate(raw, n, max_body, scratch, &err);
+    sl_http_req_unreserve(req, scratch->cap < max_body ? max_body - scratch->cap : 0);
     if (rc == SL_ETOOBIG) {
         sl_http_resp_error(resp, 413, "%s", err.msg);
         return false;

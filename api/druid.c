@@ -22,8 +22,8 @@ void sl_api_druid_error(sl_http_resp *resp, int status, const char *error, const
     sl_json_raw(&resp->body, ",\"host\":null}");
 }
 
-int sl_api_druid_forward(const sl_api *api, int kind, const char *body, size_t len,
-                         sl_http_resp *resp, sl_err *err)
+int sl_api_druid_forward(const sl_api *api, sl_http_req *req, int kind, const char *body,
+                         size_t len, sl_http_resp *resp, sl_err *err)
 {
     sl_buf msg;
     sl_msg *reply = NULL;
@@ -57,6 +57,11 @@ int sl_api_druid_forward(const sl_api *api, int kind, const char *body, size_t l
         snprintf(text, sizeof(text), "bad reply from query: %s", err->msg);
         sl_api_druid_error(resp, 502, "Unknown exception", "sluice.BadReply", text);
         rc = SL_ECODEC;
+        goto out;
+    }
+    if (!sl_http_req_reserve(req, rep.body.len)) {
+        sl_http_resp_busy(resp, req, "a query's answer", rep.body.len);
+        rc = SL_EBUSY;
         goto out;
     }
     resp->status = rep.http_status;

@@ -22,8 +22,10 @@ void sl_api_druid_error(sl_http_resp *resp, int status, const char *error, const
  *                         log under its own event name
  *   any other code        503 "Query unavailable" + Retry-After: 1 (no query process
  *                         connected, or the socket failed)
+ *   SL_EBUSY              503 + Retry-After: 1: the reply does not fit in the gateway's
+ *                         memory bound (sl_http_req_reserve for req)
  * body is borrowed for the call; err must not be NULL (it fills the error replies). */
-int sl_api_druid_forward(const sl_api *api, int kind, const char *body, size_t len,
-                         sl_http_resp *resp, sl_err *err);
+int sl_api_druid_forward(const sl_api *api, sl_http_req *req, int kind, const char *body,
+                         size_t len, sl_http_resp *resp, sl_err *err);
 
 #endif

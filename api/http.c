@@ -55,8 +55,9 @@ struct sl_http {
     int port;
     atomic_bool stopping;
     pthread_mutex_t mu;
-    pthread_cond_t idle; /* signalled when inflight drops to 0 */
-    int inflight;        /* requests between uri_logged and request_done */
+    pthread_cond_t idle;    /* signalled when inflight drops to 0 */
+    int inflight;           /* requests between uri_logged and request_done */
+    atomic_size_t buffered; /* sum of the requests' reserved bytes (opts.max_buffered) */
     /* Streamed replies handed to MHD, under mu. */
     sl_http_stream *streams;
 };
@@ -88,6 +89,7 @@ struct sl_http_req {
     bool replied;     /* a reply has been queued */
     bool deferred;    /* resp is the reply, to be queued at the end of the request */
     size_t discarded; /* body bytes thrown away after the limit was crossed */
+    size_t reserved;  /* bytes this request holds of srv->buffered */
     sl_buf body;
     sl_http_resp resp;
     int64_t t0_ns; /* when the request line arrived (for the latency metric) */
@@ -355,10 +357,14 @@ static enum MHD_Result respond(sl_http_req *r, bool body_unread)
     struct MHD_Response *m;
     if (resp->stream != NULL) {
         m = stream_response(r);
+    } else if (resp->body.len > 0) {
+        /* MHD takes the buffer (and frees it when done): a large reply is not copied. */
+        m = MHD_create_response_from_buffer(resp->body.len, resp->body.data, MHD_RESPMEM_MUST_FREE);
+        if (m != NULL) {
+            sl_buf_init(&resp->body);
+        }
     } else {
-        m = MHD_create_response_from_buffer(resp->body.len,
-                                            resp->body.len > 0 ? resp->body.data : (void *)"",
-                                            MHD_RESPMEM_MUST_COPY);
+        m = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     if (m == NULL) {
         return MHD_NO;
@@ -446,6 +452,10 @@ static enum MHD_Result on_headers(sl_http_req *r)
                                h->max_body);
             return early(r, has_body);
         }
+        if (!sl_http_req_reserve(r, (size_t)n)) {
+            sl_http_resp_busy(&r->resp, r, "a request body", (size_t)n);
+            return early(r, has_body);
+        }
     }
     if (r->route->check != NULL) {
         r->route->check(h->state, r, &r->resp);
@@ -485,6 +495,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->discarded += n;
             return r->discarded > h->max_body ? MHD_NO : MHD_YES;
         }
+        /* A chunked body reserves as it comes (a Content-Length one has already). */
+        size_t need = r->body.len + n > r->reserved ? r->body.len + n - r->reserved : 0;
+        if (n <= h->max_body - r->body.len && need > 0 && !sl_http_req_reserve(r, need)) {
+            sl_http_resp_busy(&r->resp, r, "a request body", r->body.len + n);
+            sl_buf_fini(&r->body);
+            sl_buf_init(&r->body);
+            sl_http_req_unreserve(r, r->reserved);
+            r->deferred = true;
+            r->discarded = n;
+            return MHD_YES;
+        }
         if (n > h->max_body - r->body.len) {
             sl_http_resp_error(&r->resp, 413, "request body exceeds the limit of %zu bytes",
                                h->max_body);
@@ -498,7 +519,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->deferred) {
-        return respond(r, r->resp.status == 413);
+        return respond(r, r->resp.status == 413 || r->resp.status == 503);
     }
     if (r->replied) {
         return MHD_YES;
@@ -523,6 +544,7 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sl_buf_fini(&r->body);
     sl_buf_fini(&r->resp.body);
+    sl_http_req_unreserve(r, r->reserved);
     sl_http_stream_release(r->resp.stream); /* a stream never handed to MHD */
     free(r->uri);
     free(r);
@@ -884,4 +906,45 @@ int sl_http_media_type(const char *value, char *buf, size_t size, sl_err *err)
     }
     buf[n] = '\0';
     return 0;
+}
+
+/* ---- memory held by requests ------------------------------------------------------ */
+
+bool sl_http_req_reserve(sl_http_req *req, size_t n)
+{
+    if (req == NULL) {
+        return true;
+    }
+    sl_http *h = req->srv;
+    size_t max = h->opts.max_buffered;
+    size_t cur = atomic_load(&h->buffered);
+    do {
+        if (max > 0 && (n > max || cur > max - n)) {
+            SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "refuse");
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&h->buffered, &cur, cur + n));
+    req->reserved += n;
+    return true;
+}
+
+void sl_http_req_unreserve(sl_http_req *req, size_t n)
+{
+    if (req == NULL) {
+        return;
+    }
+    n = n < req->reserved ? n : req->reserved;
+    req->reserved -= n;
+    atomic_fetch_sub(&req->srv->buffered, n);
+}
+
+void sl_http_resp_busy(sl_http_resp *resp, const sl_http_req *req, const char *what, size_t n)
+{
+    const sl_http *h = req->srv;
+    sl_http_resp_error(resp, 503,
+                       "the gateway is at its memory bound: %s of %zu bytes does not fit next to "
+                       "the %zu bytes that requests in flight hold (limit %zu bytes, 40%% of "
+                       "memory_mb.gateway); retry",
+                       what, n, (size_t)atomic_load(&h->buffered), h->opts.max_buffered);
+    sl_http_resp_header(resp, "Retry-After", "1");
 }

@@ -63,6 +63,11 @@ typedef struct sl_http_opts {
     size_t max_body;    /* request bodies above this get 413 */
     int idle_timeout_s; /* an idle keep-alive connection is closed after this */
     int drain_ms;       /* how long sl_http_stop waits for requests in flight */
+    /* Bytes of request bodies and replies all requests together may hold (0: no limit).
+     * A request whose body would take the total above it gets 503 with Retry-After: 1
+     * before its body is read (Content-Length) or as soon as a chunk crosses it; handlers
+     * reserve what else they buffer with sl_http_req_reserve. */
+    size_t max_buffered;
 } sl_http_opts;
 
 /* Binds host:port for routes (borrowed: must outlive the server), with state passed to
@@ -99,6 +104,18 @@ const char *sl_http_req_query(const sl_http_req *req);
 const char *sl_http_req_header(const sl_http_req *req, const char *name);
 /* The request body (empty until handle runs). */
 const char *sl_http_req_body(const sl_http_req *req, size_t *len);
+
+/* Reserves n more bytes for req against opts.max_buffered (a reply it is about to copy,
+ * a decompressed body); everything req reserved is given back when the request ends.
+ * False, with nothing reserved, when that would take the total above the limit: the
+ * caller answers 503 (sl_http_resp_busy). */
+bool sl_http_req_reserve(sl_http_req *req, size_t n);
+
+/* Gives back n bytes of what req reserved (at most what it holds). */
+void sl_http_req_unreserve(sl_http_req *req, size_t n);
+
+/* The 503 of a request refused by max_buffered: what, how much is held, the limit. */
+void sl_http_resp_busy(sl_http_resp *resp, const sl_http_req *req, const char *what, size_t n);
 
 /* ---- building the reply ---------------------------------------------------------- */
 

@@ -10,10 +10,11 @@
 #include "log.h"
 #include "msg.h"
 
-static void forward(const sl_api *api, int kind, const char *body, size_t len, sl_http_resp *resp)
+static void forward(const sl_api *api, sl_http_req *req, int kind, const char *body, size_t len,
+                    sl_http_resp *resp)
 {
     sl_err err;
-    if (sl_api_druid_forward(api, kind, body, len, resp, &err) == SL_ECODEC) {
+    if (sl_api_druid_forward(api, req, kind, body, len, resp, &err) == SL_ECODEC) {
         SL_LOG_RATE(ERROR, 1000, "query_bad_reply", "error=\"%s\"", err.msg);
     }
 }
@@ -32,12 +33,12 @@ void sl_api_query_post(void *state, sl_http_req *req, sl_http_resp *resp)
 
     sl_buf_init(&inflated);
     if (sl_api_body(req, resp, (size_t)api->cfg->max_body_bytes, &inflated, &body, &len)) {
-        forward(api, SL_QUERY_NATIVE, body, len, resp);
+        forward(api, req, SL_QUERY_NATIVE, body, len, resp);
     }
     sl_buf_fini(&inflated);
 }
 
 void sl_api_datasources_get(void *state, sl_http_req *req, sl_http_resp *resp)
 {
-    forward(state, SL_QUERY_DATASOURCES, "", 0, resp);
+    forward(state, req, SL_QUERY_DATASOURCES, "", 0, resp);
 }

@@ -127,11 +127,11 @@ static bool form_decode(const char *s, size_t n, sl_buf *out)
     return true;
 }
 
-static void forward_sql(const sl_api *api, const char *body, size_t len, const char *fmt,
-                        sl_http_resp *resp)
+static void forward_sql(const sl_api *api, sl_http_req *req, const char *body, size_t len,
+                        const char *fmt, sl_http_resp *resp)
 {
     sl_err err;
-    int rc = sl_api_druid_forward(api, SL_QUERY_SQL, body, len, resp, &err);
+    int rc = sl_api_druid_forward(api, req, SL_QUERY_SQL, body, len, resp, &err);
     if (rc == SL_ECODEC) {
         SL_LOG_RATE(ERROR, 1000, "sql_bad_reply", "error=\"%s\"", err.msg);
     } else if (rc == 200) {
@@ -216,7 +216,7 @@ void sl_api_sql_post(void *state, sl_http_req *req, sl_http_resp *resp)
         sl_http_resp_header(resp, "Retry-After", "1");
         goto out;
     }
-    forward_sql(api, body, len, fmt, resp);
+    forward_sql(api, req, body, len, fmt, resp);
 out:
     if (counted) {
         atomic_fetch_sub(&sql_in_flight, 1);

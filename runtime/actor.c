@@ -3,6 +3,7 @@
 #include "actor.h"
 
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 
 #include <getopt.h>
@@ -135,6 +136,8 @@ int sl_actor_main(int argc, char **argv, sl_actor_kind kind, sl_actor_run_fn run
                         instance, cfg->processes[kind], name);
         goto out;
     }
+    /* Before the first thread (NNG's) starts: see mem.h. */
+    sl_mem_init((int64_t)cfg->memory_mb[kind] << 20);
     if ((rc = sl_loop_new(&a.loop, &err)) != 0) {
         goto out;
     }

@@ -78,6 +78,30 @@ static const setting settings[] = {
      "Deltas applied per LMDB transaction at most."},
     {"alerter.rules", SET_STR, "alerts", 0, 0, OFF(alerter_rules), 0,
      "Directory of alert rule files (*.json, see docs/alerts.md), relative to the config file."},
+#define MEM(e, name, def, what)                                                                    \
+    {                                                                                              \
+        "memory_mb." name, SET_INT, #def, 16, 1 << 20,                                             \
+            OFF(memory_mb) + SL_ACTOR_##e * sizeof(int), 1,                                        \
+            "Memory bound of each " name                                                           \
+            " process in MiB (anonymous resident memory, docs/architecture.md "                    \
+            "\"Memory\"); " what                                                                   \
+    }
+    MEM(GATEWAY, "gateway", 512,
+        "request bodies and the replies requests hold take at most 40% of it (503 above), "
+        "query answers at most half of it shared by gateway.http_threads (400 above)."),
+    MEM(INGEST, "ingest", 256,
+        "not acted on: one request's events at a time, Kafka's prefetch is 16 MiB."),
+    MEM(PARTITIONER, "partitioner", 256,
+        "not acted on: it holds one burst of appends and the idempotency keys of the records "
+        "in the log, which log.max_backlog_mb bounds."),
+    MEM(WINDOWER, "windower", 256,
+        "open windows are sent early at 30% of it, everything it holds above 90%."),
+    MEM(STORER, "storer", 512,
+        "received deltas commit at 25% of it, a transaction commits early above 50%."),
+    MEM(QUERY, "query", 512,
+        "a query that takes the process above 80% of it stops with 400 Resource limit exceeded."),
+    MEM(ALERTER, "alerter", 64, "not acted on: rules and their last results are small."),
+#undef MEM
 #define ADDR_SETTING(e, name, def)                                                                 \
     {"addresses." name,                                                                            \
      SET_STR,                                                                                      \
@@ -92,6 +116,13 @@ static const setting settings[] = {
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+int64_t sl_config_max_answer_bytes(const sl_config *cfg)
+{
+    double b = (double)((int64_t)cfg->memory_mb[SL_ACTOR_GATEWAY] << 20) *
+               SL_GATEWAY_ANSWERS_SHARE / (double)(cfg->http_threads > 0 ? cfg->http_threads : 1);
+    return (int64_t)b;
+}
 
 /* ---- small helpers ----------------------------------------------------------------- */
 

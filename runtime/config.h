@@ -133,7 +133,8 @@ typedef struct sl_config {
     char *http_host;
     int http_port;
     int processes[SL_ACTOR_COUNT];
-    char *addr[SL_ADDR_COUNT]; /* templates with {data}, {i}, {actor} */
+    int memory_mb[SL_ACTOR_COUNT]; /* memory bound per process of each actor */
+    char *addr[SL_ADDR_COUNT];     /* templates with {data}, {i}, {actor} */
 
     /* gateway */
     int64_t max_body_bytes;
@@ -182,6 +183,18 @@ int sl_spec_metric(const sl_spec *spec, const char *name);
 /* Expands the address template of role for instance i (and actor for CONTROL) into buf. */
 int sl_config_addr(const sl_config *cfg, sl_addr_kind role, const char *actor, int i, char *buf,
                    size_t size);
+
+/* How memory_mb.gateway is split (docs/architecture.md, "Memory"): request bodies and
+ * the replies that requests hold take at most SL_GATEWAY_BUFFERED_SHARE of it; query
+ * answers on their way in from the query processes, one per HTTP thread, at most
+ * SL_GATEWAY_ANSWERS_SHARE together. */
+#define SL_GATEWAY_BUFFERED_SHARE 0.4
+#define SL_GATEWAY_ANSWERS_SHARE 0.5
+
+/* The largest answer a query process sends the gateway, in bytes:
+ * SL_GATEWAY_ANSWERS_SHARE × memory_mb.gateway / gateway.http_threads. A larger one is
+ * replaced by 400 "Resource limit exceeded". */
+int64_t sl_config_max_answer_bytes(const sl_config *cfg);
 
 /* Writes the settings table as Markdown (docs/config.md is generated from it). */
 void sl_config_print_docs(FILE *f);

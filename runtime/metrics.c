@@ -7,6 +7,8 @@
  * (bucket +Inf == _count) even while observations land. */
 #include "metrics.h"
 
+#include "mem.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
@@ -537,6 +539,10 @@ void sl_metrics_process_update(sl_metrics *m)
                           (double)(utime + stime) / (double)ticks);
             sl_series_set(sl_metrics_seriesv(sl_metrics_family(m, SL_M_PROCESS_RSS), NULL),
                           (double)rss * (double)page);
+            sl_series_set(sl_metrics_seriesv(sl_metrics_family(m, SL_M_PROCESS_ANON), NULL),
+                          (double)sl_mem_used());
+            sl_series_set(sl_metrics_seriesv(sl_metrics_family(m, SL_M_PROCESS_MEM_BOUND), NULL),
+                          (double)sl_mem_bound());
             /* starttime counts ticks since boot; boot time is btime in /proc/stat. */
             FILE *s = fopen("/proc/stat", "r");
             char line[256];

@@ -77,7 +77,7 @@ enum { SL_METRICS_PROC, SL_METRICS_INST };
       "ingest", "Time to parse a request body and have its events made durable.")                  \
     X(KAFKA_LAG, GAUGE, "sluice_kafka_consumer_lag_messages", "datasource,topic,partition", NONE,  \
       PROC, "ingest",                                                                              \
-      "Kafka consumer lag in messages: the partition's high watermark minus the next offset to "  \
+      "Kafka consumer lag in messages: the partition's high watermark minus the next offset to "   \
       "be written to the partition log.")                                                          \
     /* ---- gateway ---- */                                                                        \
     X(HTTP_REQUESTS, COUNTER, "sluice_http_requests_total", "method,route,status", NONE, PROC,     \
@@ -156,6 +156,15 @@ enum { SL_METRICS_PROC, SL_METRICS_INST };
     /* ---- every process ---- */                                                                  \
     X(PROCESS_RSS, GAUGE, "sluice_process_resident_memory_bytes", "", NONE, PROC, "every actor",   \
       "Resident memory of the process.")                                                           \
+    X(PROCESS_ANON, GAUGE, "sluice_process_anon_memory_bytes", "", NONE, PROC, "every actor",      \
+      "Anonymous resident memory of the process (heap, stacks, buffers; not LMDB's file "          \
+      "pages): what memory_mb.<actor> bounds.")                                                    \
+    X(PROCESS_MEM_BOUND, GAUGE, "sluice_process_memory_bound_bytes", "", NONE, PROC,               \
+      "every actor", "The process's memory bound (memory_mb.<actor>).")                            \
+    X(MEMORY_ACTIONS, COUNTER, "sluice_memory_actions_total", "action", NONE, PROC, "every actor", \
+      "Times the process acted to stay under its memory bound: flush (windower: open windows "     \
+      "sent early), commit (storer: a smaller transaction), refuse (gateway: 503 for a request "   \
+      "body or answer; query: a query stopped).")                                                  \
     X(PROCESS_CPU, COUNTER, "sluice_process_cpu_seconds_total", "", NONE, PROC, "every actor",     \
       "User and system CPU time of the process.")                                                  \
     X(PROCESS_START, GAUGE, "sluice_process_start_time_seconds", "", NONE, PROC, "every actor",    \

@@ -17,6 +17,7 @@
 #include "dashboard.h"
 #include "http.h"
 #include "log.h"
+#include "mem.h"
 #include "sock.h"
 
 /* /healthz waits this long for each actor's PONG. */
@@ -43,6 +44,9 @@ int sl_gateway_run(sl_actor *a, sl_err *err)
         .idle_timeout_s = 60,
         /* A request in flight waits at most request_timeout_ms for its reply. */
         .drain_ms = (int)cfg->request_timeout_ms + 1000,
+        /* The rest of memory_mb.gateway: query answers on their way in (each at most
+         * sl_config_max_answer_bytes, one per HTTP thread) and the process itself. */
+        .max_buffered = (size_t)sl_mem_budget(SL_GATEWAY_BUFFERED_SHARE),
     };
     /* The port first: a second gateway on the same instance fails here, before its
      * sockets take over the internal addresses of the one already running. */

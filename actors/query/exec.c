@@ -22,6 +22,8 @@
 #include "clock.h"
 #include "hash.h"
 #include "log.h"
+#include "mem.h"
+#include "metrics.h"
 #include "result.h"
 #include "sketch.h"
 
@@ -471,6 +473,32 @@ static size_t gtab_get(gtab *t, int64_t bucket, const uint32_t *ids, const doubl
 
 #define STOP_FULL 1
 #define STOP_SKETCHES 2
+#define STOP_MEMORY 3
+
+/* Memory (memory_mb.query, see mem.h): a query stops once the process is above this
+ * share of the bound. It is checked every MEM_CHECK_ROWS scanned rows and every
+ * MEM_CHECK_ROWS written result rows, whose growth in between (a few MiB) the rest of
+ * the bound leaves room for. */
+#define QUERY_MEM_SHARE 0.8
+#define MEM_CHECK_ROWS 16384
+
+/* The error of a query stopped by the memory bound (SL_ETOOBIG: 400, "Resource limit
+ * exceeded"). */
+static int mem_error(ex *e, const char *where)
+{
+    SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "refuse");
+    return sl_err_set(e->err, SL_ETOOBIG,
+                      "the query needs more memory than this query process may use (%lld "
+                      "MiB, memory_mb.query) %s; narrow the intervals, use a coarser "
+                      "granularity, fewer dimensions, a filter or a limit",
+                      (long long)(sl_mem_bound() >> 20), where);
+}
+
+/* True every MEM_CHECK_ROWS output rows when the process is over QUERY_MEM_SHARE. */
+static bool out_over_memory(size_t i)
+{
+    return (i & (MEM_CHECK_ROWS - 1)) == MEM_CHECK_ROWS - 1 && sl_mem_above(QUERY_MEM_SHARE);
+}
 
 /* Dense HyperLogLogs hold 16 KiB each: at most this many per query (512 MiB). */
 #define MAX_DENSE_SKETCHES 32768
@@ -584,8 +612,13 @@ static int on_row(void *arg, const sl_store_row *row)
 {
     ex *e = arg;
     const sl_native *q = e->q;
-    if ((++e->rows & 1023) == 0 && e->deadline_ms != 0 && sl_mono_ms() > e->deadline_ms) {
-        return SL_ETIMEDOUT;
+    if ((++e->rows & 1023) == 0) {
+        if (e->deadline_ms != 0 && sl_mono_ms() > e->deadline_ms) {
+            return SL_ETIMEDOUT;
+        }
+        if ((e->rows & (MEM_CHECK_ROWS - 1)) == 0 && sl_mem_above(QUERY_MEM_SHARE)) {
+            return STOP_MEMORY;
+        }
     }
     if (e->filter != NULL && !cf_eval(e->filter, row)) {
         return 0;
@@ -669,6 +702,11 @@ static int scan_range(ex *e, int64_t from, int64_t to, sl_store_scan_cb cb)
                           "the query has more than %d groups of (time bucket, dimension values); "
                           "use a coarser granularity, fewer dimensions or a filter",
                           SL_EXEC_MAX_GROUPS);
+    }
+    if (rc == STOP_MEMORY) {
+        char where[96];
+        snprintf(where, sizeof(where), "after %llu rows", (unsigned long long)e->rows);
+        return mem_error(e, where);
     }
     if (rc == STOP_SKETCHES) {
         return sl_err_set(e->err, SL_ETOOBIG,
@@ -1087,6 +1125,10 @@ static int out_timeseries(ex *e, yajl_gen g)
     }
     yajl_gen_array_open(g);
     for (size_t i = 0; i < nlist; i++) {
+        if (out_over_memory(i)) {
+            rc = mem_error(e, "writing its result");
+            goto out;
+        }
         const double *acc =
             list[i].group == SIZE_MAX ? e->acc_init : t->acc + list[i].group * (size_t)t->na;
         rowsk rs = {group_sketches(e, list[i].group), arr};
@@ -1170,6 +1212,7 @@ static int out_topn(ex *e, yajl_gen g)
     }
     sort_ctx sc = {q};
     qsort_r(ptrs, m, sizeof(orow *), cmp_topn, &sc);
+    size_t written = 0;
     yajl_gen_array_open(g);
     for (size_t i = 0; i < m;) {
         size_t j = i;
@@ -1182,6 +1225,10 @@ static int out_topn(ex *e, yajl_gen g)
         sl_res_cstr(g, "result");
         yajl_gen_array_open(g);
         for (size_t k = i; k < j && (int64_t)(k - i) < q->threshold; k++) {
+            if (out_over_memory(written++)) {
+                rc = mem_error(e, "writing its result");
+                goto out;
+            }
             yajl_gen_map_open(g);
             out_dim_value(g, &q->dims[0], ptrs[k]->dims[0]);
             sl_res_columns(g, q, ptrs[k]->vals);
@@ -1353,6 +1400,10 @@ static int out_groupby(ex *e, yajl_gen g)
     }
     yajl_gen_array_open(g);
     for (size_t i = from; i < to; i++) {
+        if (out_over_memory(i)) {
+            rc = mem_error(e, "writing its result");
+            goto out;
+        }
         yajl_gen_map_open(g);
         sl_res_cstr(g, "version");
         sl_res_cstr(g, "v1");

@@ -12,10 +12,13 @@
 #include "actor.h"
 #include "exec.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "result.h"
 #include "sql.h"
 #include "store.h"
+
+#define RELEASE_AFTER_BYTES (4 << 20) /* see the end of on_query */
 
 typedef struct query {
     sl_actor *a;
@@ -122,6 +125,19 @@ static void on_query(void *state, sl_sock *from, const void *data, size_t len)
         status = sl_res_error(&s->body, SL_EINVAL, err.msg);
         break;
     }
+    int64_t cap = sl_config_max_answer_bytes(s->a->cfg);
+    if ((int64_t)s->body.len > cap) {
+        char msg[400];
+        snprintf(msg, sizeof(msg),
+                 "the answer is %zu bytes, more than the %lld bytes a query answer may take "
+                 "(half of memory_mb.gateway shared by gateway.http_threads); narrow the "
+                 "intervals, use a coarser granularity, fewer dimensions, a filter or a limit",
+                 s->body.len, (long long)cap);
+        SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "refuse");
+        sl_buf_reset(&s->body);
+        status = req.kind == SL_QUERY_SQL ? sl_sql_error(&s->body, SL_ETOOBIG, msg)
+                                          : sl_res_error(&s->body, SL_ETOOBIG, msg);
+    }
     int64_t ms = sl_mono_ms() - t0;
     char code[16];
     snprintf(code, sizeof(code), "%d", status);
@@ -136,6 +152,14 @@ static void on_query(void *state, sl_sock *from, const void *data, size_t len)
                (long long)ms, s->body.len);
     }
     send_reply(s, from, status);
+    /* A large answer (or a large query that failed) leaves a large buffer and freed
+     * heap behind: give them back, so the next query starts from a small process and the
+     * memory bound (memory_mb.query) measures that query alone. */
+    if (s->body.cap > RELEASE_AFTER_BYTES || sl_mem_above(0.25)) {
+        sl_buf_fini(&s->body);
+        sl_buf_init(&s->body);
+        sl_mem_release();
+    }
 }
 
 /* Anything else on a REP socket still gets an answer, or the requester would hang. */

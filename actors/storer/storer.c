@@ -23,6 +23,7 @@
 #include "actor.h"
 #include "coalesce.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -40,6 +41,24 @@
 /* The coalescing table is applied to the transaction and emptied when it holds this
  * many rows (about 40 MiB with the default spec), bounding the storer's memory. */
 #define COALESCE_MAX_ROWS 131072
+/* Memory (memory_mb.storer, see mem.h). What grows with a transaction is the copies of
+ * its deltas, the coalescing table and LMDB's dirty pages: LMDB copies every page a
+ * transaction changes into malloc'd memory (4 KiB each; a row with a random key dirties
+ * a leaf of its own) and keeps those pages for reuse after the commit, so the largest
+ * transaction sets the storer's memory for good. So:
+ * - the deltas received since the last commit are committed at once when their copies
+ *   reach PENDING_SHARE of the bound;
+ * - the coalescing table is applied every COMMIT_SHARE of the bound / 4 KiB rows at most
+ *   (the worst case of one dirty page per row), and after that the transaction commits
+ *   with the deltas so far when the measured memory is above COMMIT_SHARE; the rest go
+ *   into the next one;
+ * - after commits above COMMIT_SHARE, large buffers are freed and freed memory given
+ *   back (check_memory); above TOO_SMALL_SHARE with nothing pending, the bound is too small
+ *   for the process itself and that is logged. */
+#define PENDING_SHARE 0.25
+#define COMMIT_SHARE 0.5
+#define TOO_SMALL_SHARE 0.9
+#define KEEP_BUF_BYTES (4 << 20) /* delta copies larger than this are freed after commit */
 
 typedef struct storer {
     sl_actor *a;
@@ -50,6 +69,8 @@ typedef struct storer {
     bool *bad;       /* per pending delta: its rows were refused (see above) */
     sl_coalesce *co; /* the transaction's rows, merged by key (see above) */
     int npending, cappending;
+    size_t pending_bytes; /* sum of the pending copies' lengths */
+    size_t co_max_rows;   /* see COMMIT_SHARE */
     sl_buf msg;
     int64_t retry_at_ms;  /* after a failed commit, not before this */
     bool failing;         /* the last commit failed */
@@ -61,6 +82,8 @@ typedef struct storer {
 #define REDO 2
 
 static int commit_pending(storer *s, sl_err *err);
+static void check_memory(storer *s);
+static void drop_pending(storer *s, int n);
 static void set_full(storer *s, const char *why);
 /* What applying one delta did; counted in the metrics once its transaction commits. */
 typedef struct delta_done {
@@ -86,6 +109,9 @@ static const sl_handler handlers[SL_MSG_TYPE_COUNT] = {
 int sl_storer_run(sl_actor *a, sl_err *err)
 {
     storer s = {.a = a, .co = sl_coalesce_new()};
+    int64_t rows_budget = sl_mem_budget(COMMIT_SHARE) / 4096;
+    s.co_max_rows = rows_budget < COALESCE_MAX_ROWS ? (size_t)(rows_budget > 0 ? rows_budget : 1)
+                                                    : COALESCE_MAX_ROWS;
     char path[4096], addr[512];
     int rc;
     sl_buf_init(&s.msg);
@@ -113,7 +139,9 @@ int sl_storer_run(sl_actor *a, sl_err *err)
     /* Shutdown: windowers stopped first and flushed; take the rest and commit it. */
     sl_loop_drain(a->loop, s.in);
     sl_err cerr = {0};
-    if (s.npending > 0 && commit_pending(&s, &cerr) != 0) {
+    while (s.npending > 0 && commit_pending(&s, &cerr) == 0) {
+    }
+    if (s.npending > 0) {
         SL_LOG(ERROR, "final_commit_failed", "deltas=%d error=\"%s\"", s.npending, cerr.msg);
     }
     SL_LOG(INFO, "storer_stopped", "applied=%llu skipped=%llu rows=%llu commits=%llu",
@@ -151,7 +179,9 @@ static void on_delta(void *state, sl_sock *from, const void *data, size_t len)
     sl_buf *b = &s->pending[s->npending++];
     sl_buf_reset(b);
     sl_buf_append(b, data, len);
-    if (s->npending >= s->a->cfg->commit_max_msgs && !s->failing) {
+    s->pending_bytes += len;
+    if (!s->failing && (s->npending >= s->a->cfg->commit_max_msgs ||
+                        (int64_t)s->pending_bytes >= sl_mem_budget(PENDING_SHARE))) {
         on_idle(s);
     }
 }
@@ -163,7 +193,11 @@ static void on_idle(void *state)
         return;
     }
     sl_err err = {0};
-    if (commit_pending(s, &err) != 0) {
+    int rc = 0;
+    while (s->npending > 0 && (rc = commit_pending(s, &err)) == 0) {
+    }
+    check_memory(s);
+    if (rc != 0) {
         SL_METRIC_ADD(SL_M_STORER_COMMIT_FAILURES, 1);
         SL_LOG_RATE(ERROR, 5000, "commit_failed", "deltas=%d code=%s error=\"%s\"", s->npending,
                     sl_err_name(err.code), err.msg);
@@ -172,7 +206,8 @@ static void on_idle(void *state)
         if (err.code == SL_ENOSPC) {
             set_full(s, err.msg);
         }
-        if (s->npending >= MAX_PENDING_FAILING) {
+        if (s->npending >= MAX_PENDING_FAILING ||
+            (int64_t)s->pending_bytes >= sl_mem_budget(PENDING_SHARE)) {
             sl_loop_pause(s->a->loop, s->in, true);
         }
         return;
@@ -182,6 +217,28 @@ static void on_idle(void *state)
         s->failing = false;
         set_full(s, NULL);
         sl_loop_pause(s->a->loop, s->in, false);
+    }
+}
+
+/* After commits: above COMMIT_SHARE, frees large delta copies and returns freed memory
+ * to the system. The pull socket is not paused for memory: with nothing pending, a
+ * pause could only wait forever (a bound below what the process needs is logged). */
+static void check_memory(storer *s)
+{
+    if (!sl_mem_above(COMMIT_SHARE)) {
+        return;
+    }
+    for (int i = s->npending; i < s->cappending; i++) {
+        if (s->pending[i].cap > KEEP_BUF_BYTES) {
+            sl_buf_fini(&s->pending[i]);
+            sl_buf_init(&s->pending[i]);
+        }
+    }
+    sl_mem_release();
+    if (s->npending == 0 && sl_mem_above(TOO_SMALL_SHARE)) {
+        SL_LOG_RATE(ERROR, 60000, "memory_bound_too_small",
+                    "used_mb=%lld bound_mb=%lld with nothing pending: raise memory_mb.storer",
+                    (long long)(sl_mem_used() >> 20), (long long)(sl_mem_bound() >> 20));
     }
 }
 
@@ -236,12 +293,15 @@ static int apply_coalesced(storer *s, sl_store_txn *t, sl_err *err)
     return rc;
 }
 
-/* Applies every pending delta in one transaction; on a full map, grows it and redoes
- * the transaction from the start (the pending copies make that possible). */
+/* Applies the pending deltas in one transaction: all of them, or the first ones when
+ * the memory bound says to commit early (see COMMIT_SHARE), and drops those from
+ * pending. On a full map, grows it and redoes the transaction from the start (the
+ * pending copies make that possible). */
 static int commit_pending(storer *s, sl_err *err)
 {
     delta_done *done = sl_calloc((size_t)s->npending + 1, sizeof(delta_done));
     for (;;) {
+        int n = s->npending; /* deltas in this transaction */
         int64_t t0 = sl_mono_ns();
         sl_store_txn *t;
         int rc = sl_store_begin(s->store, &t, err);
@@ -253,7 +313,7 @@ static int commit_pending(storer *s, sl_err *err)
         const sl_spec *spec = NULL;
         uint64_t applied = 0, skipped = 0;
         sl_coalesce_reset(s->co);
-        for (int i = 0; i < s->npending && rc == 0; i++) {
+        for (int i = 0; i < n && rc == 0; i++) {
             int64_t lo = INT64_MAX, hi = INT64_MIN;
             rc = apply_delta(s, t, i, &lo, &hi, &spec, &done[i], err);
             if (rc == REDO) {
@@ -266,9 +326,14 @@ static int commit_pending(storer *s, sl_err *err)
                 applied++;
                 minb = lo < minb ? lo : minb;
                 maxb = hi > maxb ? hi : maxb;
-                if (sl_coalesce_rows(s->co) >= COALESCE_MAX_ROWS) {
+                if (sl_coalesce_rows(s->co) >= s->co_max_rows) {
                     rc = apply_coalesced(s, t, err);
                 }
+            }
+            if (rc == 0 && i + 1 < n && sl_coalesce_rows(s->co) == 0 &&
+                sl_mem_above(COMMIT_SHARE)) {
+                n = i + 1; /* commit these; the rest go into the next transaction */
+                SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "commit");
             }
         }
         if (rc == 0) {
@@ -293,16 +358,17 @@ static int commit_pending(storer *s, sl_err *err)
             free(done);
             return rc;
         }
-        count_commit(s, done, s->npending, t0);
+        count_commit(s, done, n, t0);
         free(done);
         s->applied += applied;
         s->skipped += skipped;
         s->commits++;
-        s->npending = 0;
+        drop_pending(s, n);
         if (spec != NULL && applied > 0) {
-            sl_notify n = {.ds = {spec->name, strlen(spec->name)}, .min_ms = minb, .max_ms = maxb};
+            sl_notify note = {
+                .ds = {spec->name, strlen(spec->name)}, .min_ms = minb, .max_ms = maxb};
             sl_buf_reset(&s->msg);
-            sl_notify_encode(&s->msg, &n);
+            sl_notify_encode(&s->msg, &note);
             sl_sock_send(s->notify, s->msg.data, s->msg.len, true, NULL);
         }
         return 0;
@@ -410,4 +476,19 @@ static int apply_delta(storer *s, sl_store_txn *t, int i, int64_t *minb, int64_t
     *done = (delta_done){
         .spec = spec, .oldest_ms = d.oldest_appended_ms, .rows = done->rows, .result = "applied"};
     return 0;
+}
+
+/* Drops the first n pending deltas (committed), keeping their buffers for reuse. */
+static void drop_pending(storer *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        s->pending_bytes -= s->pending[i].len;
+    }
+    for (int i = n; i < s->npending; i++) {
+        sl_buf tmp = s->pending[i - n];
+        s->pending[i - n] = s->pending[i];
+        s->bad[i - n] = s->bad[i];
+        s->pending[i] = tmp;
+    }
+    s->npending -= n;
 }

@@ -52,6 +52,7 @@ struct sl_rollup {
     uint64_t *count;
     double *values; /* per slot * nmetrics */
     chunk *arena;
+    size_t arena_bytes; /* sum of the chunks' capacities */
 
     /* sketch metrics (only allocated when nsk > 0) */
     int nsk;
@@ -162,6 +163,7 @@ static const char *arena_copy(sl_rollup *r, sl_str s)
         c->used = 0;
         c->cap = cap;
         r->arena = c;
+        r->arena_bytes += sizeof(chunk) + cap;
     }
     char *p = r->arena->data + r->arena->used;
     memcpy(p, s.p, s.len);
@@ -374,6 +376,15 @@ size_t sl_rollup_sketch_bytes(const sl_rollup *r)
     return r->sk_bytes;
 }
 
+size_t sl_rollup_mem_bytes(const sl_rollup *r)
+{
+    size_t nd = (size_t)r->spec->ndims, nm = (size_t)r->spec->nmetrics, ns = (size_t)r->nsk;
+    size_t slot = sizeof(uint64_t) + sizeof(int64_t) + (nd > 0 ? nd : 1) * sizeof(sl_str) +
+                  sizeof(uint64_t) + (nm > 0 ? nm : 1) * sizeof(double) +
+                  ns * (sizeof(void *) + sizeof(uint32_t) + 2 * sizeof(double));
+    return sizeof(*r) + r->cap * slot + r->arena_bytes + r->sk_bytes + r->pool_bytes + r->skbuf.cap;
+}
+
 void sl_rollup_add(sl_rollup *r, const sl_event *ev)
 {
     const sl_spec *spec = r->spec;
@@ -502,6 +513,7 @@ void sl_rollup_drain(sl_rollup *r, sl_buf *blob, int64_t *min_bucket, int64_t *m
         arena_free(r->arena->next);
         r->arena->next = NULL;
         r->arena->used = 0;
+        r->arena_bytes = sizeof(chunk) + r->arena->cap;
     }
     if (r->cap > 65536) {
         free_slots(r);

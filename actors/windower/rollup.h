@@ -30,6 +30,11 @@ size_t sl_rollup_rows(const sl_rollup *r);
  * table early when it grows large, which bounds its memory. 0 after a drain. */
 size_t sl_rollup_sketch_bytes(const sl_rollup *r);
 
+/* Estimated bytes the table holds in all: its slot arrays (allocated capacity, not just
+ * the rows in use), string arena, sketches and pooled sketches. The windower keeps the
+ * sum over its tables under its share of the memory bound (memory_mb.windower). */
+size_t sl_rollup_mem_bytes(const sl_rollup *r);
+
 /* Appends every row to blob (sl_rows_put), min/max with no value as +inf/-inf, each
  * sketch metric as its serialized sketch (nil when the row saw no value for it), and
  * reports the earliest and latest bucket; then empties the table (its sketches are

@@ -15,6 +15,7 @@
  * storer, or refused), the partition rewinds to the committed offset and re-reads. */
 #include "actor.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "plog.h"
 #include "rollup.h"
@@ -27,9 +28,19 @@
 #define POLL_MS 10
 #define READ_BUDGET 20000 /* records per poll, so flushes and signals stay timely */
 #define FLUSH_ROWS 50000  /* flush early when a partition holds this many rows */
-/* ... or when the sketches of all partitions hold this much (estimated, see rollup.c):
- * a dense distinct sketch is 16 KiB, so rows alone do not bound the memory */
-#define FLUSH_SKETCH_BYTES (64 << 20)
+/* Memory (memory_mb.windower, see mem.h). The open windows of all owned partitions
+ * (estimated by sl_rollup_mem_bytes: slots, strings, sketches) are sent early when they
+ * reach OPEN_SHARE of the bound. The rest is for what a flush makes: each partition's
+ * delta is encoded, kept until sent, and NNG copies it into its send queue; measured
+ * with the benchmark's week-spread load, sending 100 MiB of open windows took the
+ * process about 80 MiB above what it held before. At FLUSH_ALL_SHARE of the measured memory
+ * it sends everything it holds at once (check_memory). Above TRIM_SHARE, freed memory is
+ * given back once per TRIM_EVERY_MS. */
+#define OPEN_SHARE 0.3
+#define FLUSH_ALL_SHARE 0.9
+#define TRIM_SHARE 0.5
+#define TRIM_EVERY_MS 2000
+#define KEEP_BUF_BYTES (4 << 20) /* scratch and delta buffers larger than this are freed */
 #define REWIND_AFTER_MS 10000
 
 typedef struct part_state {
@@ -59,7 +70,9 @@ typedef struct windower {
     sl_buf *unsent; /* encoded deltas the storer has not taken yet, in order */
     int nunsent, capunsent;
     int64_t last_check_ms;
-    size_t sketch_bytes; /* sum of sl_rollup_sketch_bytes over the owned partitions */
+    size_t open_bytes;   /* sum of sl_rollup_mem_bytes over the owned partitions */
+    int64_t open_budget; /* OPEN_SHARE of the memory bound */
+    int64_t trimmed_ms;  /* last release_buffers */
     uint64_t events_in, deltas_out, rewinds;
 } windower;
 
@@ -71,6 +84,8 @@ static void flush_all(windower *w, bool paced);
 static bool send_unsent(windower *w);
 static bool read_committed(windower *w);
 static void check_committed(windower *w);
+static void check_memory(windower *w);
+static void release_buffers(windower *w);
 
 /* ---- run ---------------------------------------------------------------------------- */
 
@@ -91,6 +106,7 @@ int sl_windower_run(sl_actor *a, sl_err *err)
         w.nslots += a->cfg->datasources[i]->partitions;
     }
     w.parts = sl_calloc((size_t)w.nslots, sizeof(part_state));
+    w.open_budget = sl_mem_budget(OPEN_SHARE);
     int nw = a->cfg->processes[SL_ACTOR_WINDOWER];
     for (int d = 0; d < a->cfg->ndatasources; d++) {
         const sl_spec *spec = a->cfg->datasources[d];
@@ -101,6 +117,7 @@ int sl_windower_run(sl_actor *a, sl_err *err)
             p->owned = i % nw == a->instance;
             if (p->owned) {
                 p->rollup = sl_rollup_new(spec);
+                w.open_bytes += sl_rollup_mem_bytes(p->rollup);
             }
         }
     }
@@ -170,6 +187,7 @@ static void on_flush(void *state)
     }
     bool fresh = read_committed(w);
     flush_all(w, true);
+    check_memory(w);
     if (fresh && sl_now_ms() - w->last_check_ms >= 1000) {
         check_committed(w);
     }
@@ -273,7 +291,7 @@ static void fold_record(windower *w, const sl_log_record *r)
         sl_events_iter_init(&it, lp->events.p, lp->events.len);
         int rc;
         int64_t folded = 0;
-        size_t sk_before = sl_rollup_sketch_bytes(p->rollup);
+        size_t mem_before = sl_rollup_mem_bytes(p->rollup);
         while ((rc = sl_events_next(&it, &ev, &err)) == 1) {
             if (ev.ndims == spec->ndims) {
                 sl_rollup_add(p->rollup, &ev);
@@ -290,11 +308,16 @@ static void fold_record(windower *w, const sl_log_record *r)
         if (p->oldest_ms == 0 || r->appended_ms < p->oldest_ms) {
             p->oldest_ms = r->appended_ms;
         }
-        w->sketch_bytes += sl_rollup_sketch_bytes(p->rollup) - sk_before;
+        w->open_bytes += sl_rollup_mem_bytes(p->rollup) - mem_before;
         if (sl_rollup_rows(p->rollup) >= FLUSH_ROWS) {
             flush_part(w, p);
-        } else if (w->sketch_bytes >= FLUSH_SKETCH_BYTES) {
+        } else if ((int64_t)w->open_bytes >= w->open_budget) {
+            SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "flush");
+            SL_LOG_RATE(INFO, 10000, "memory_flush", "open_mb=%zu used_mb=%lld bound_mb=%lld",
+                        w->open_bytes >> 20, (long long)(sl_mem_used() >> 20),
+                        (long long)(sl_mem_bound() >> 20));
             flush_all(w, false);
+            release_buffers(w);
         }
     }
 }
@@ -306,8 +329,9 @@ static void flush_part(windower *w, part_state *p)
     }
     int64_t minb, maxb;
     sl_buf_reset(&w->rows);
-    w->sketch_bytes -= sl_rollup_sketch_bytes(p->rollup);
+    w->open_bytes -= sl_rollup_mem_bytes(p->rollup);
     sl_rollup_drain(p->rollup, &w->rows, &minb, &maxb);
+    w->open_bytes += sl_rollup_mem_bytes(p->rollup);
     sl_delta d = {
         .ds = {p->spec->name, strlen(p->spec->name)},
         .partition = p->partition,
@@ -437,8 +461,9 @@ static void check_committed(windower *w)
         }
         SL_LOG(WARN, "partition_rewind", "ds=%s partition=%d committed=%lld sent=%lld",
                p->spec->name, p->partition, (long long)c, (long long)p->sent);
-        w->sketch_bytes -= sl_rollup_sketch_bytes(p->rollup);
+        w->open_bytes -= sl_rollup_mem_bytes(p->rollup);
         sl_rollup_drain(p->rollup, &w->rows, &(int64_t){0}, &(int64_t){0});
+        w->open_bytes += sl_rollup_mem_bytes(p->rollup);
         sl_buf_reset(&w->rows);
         p->next = p->lo = p->sent = c;
         p->stalled_since_ms = now;
@@ -455,4 +480,46 @@ static void check_committed(windower *w)
         sl_plog_reader_close(w->reader);
         sl_plog_reader_open(&w->reader, dir, NULL);
     }
+}
+
+/* Once per flush tick: above FLUSH_ALL_SHARE of the bound, send every open window now
+ * (unpaced) and free large buffers; above TRIM_SHARE, give freed memory back now and
+ * then. Reading the log does not pause for memory: while deltas wait to be sent it
+ * stops anyway (read_log), and with nothing held a pause could only wait forever (a
+ * bound below what the process needs to run at all is logged instead). */
+static void check_memory(windower *w)
+{
+    if (sl_now_ms() - w->trimmed_ms >= TRIM_EVERY_MS && sl_mem_above(TRIM_SHARE)) {
+        release_buffers(w);
+    }
+    if (!sl_mem_above(FLUSH_ALL_SHARE)) {
+        return;
+    }
+    SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "flush");
+    flush_all(w, false);
+    release_buffers(w);
+    if (w->nunsent == 0 && sl_mem_above(FLUSH_ALL_SHARE)) {
+        SL_LOG_RATE(ERROR, 60000, "memory_bound_too_small",
+                    "used_mb=%lld bound_mb=%lld with no open window left: raise "
+                    "memory_mb.windower",
+                    (long long)(sl_mem_used() >> 20), (long long)(sl_mem_bound() >> 20));
+    }
+}
+
+/* Frees scratch and sent-delta buffers that a large flush left large, and gives the
+ * freed memory back to the system. */
+static void release_buffers(windower *w)
+{
+    if (w->rows.cap > KEEP_BUF_BYTES) {
+        sl_buf_fini(&w->rows);
+        sl_buf_init(&w->rows);
+    }
+    for (int i = w->nunsent; i < w->capunsent; i++) {
+        if (w->unsent[i].cap > KEEP_BUF_BYTES) {
+            sl_buf_fini(&w->unsent[i]);
+            sl_buf_init(&w->unsent[i]);
+        }
+    }
+    sl_mem_release();
+    w->trimmed_ms = sl_now_ms();
 }

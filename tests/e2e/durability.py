@@ -54,10 +54,12 @@ def pid_of(s, actor, i=0):
         return int(f.read())
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
+    """A memory line of /proc/<pid>/status in MiB: VmRSS, or RssAnon (what memory_mb
+    bounds)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
