@@ -90,16 +90,38 @@ static void gen(gen_rows *g, sl_spec *spec)
     sl_dds_free(d);
 }
 
+/* The stored rows as text records, dimension ids resolved to their strings and the
+ * records sorted: the ids depend on the order in which a store first saw each string,
+ * which coalescing changes (it applies rows minute by minute), the contents must not. */
 typedef struct dump {
     sl_buf b;
+    sl_store_reader *r;
+    const sl_spec *spec;
+    sl_buf *recs;
+    size_t n, cap;
 } dump;
 
 static int dump_row(void *arg, const sl_store_row *row)
 {
-    sl_buf *b = &((dump *)arg)->b;
+    dump *d = arg;
+    if (d->n == d->cap) {
+        d->cap = d->cap == 0 ? 64 : d->cap * 2;
+        d->recs = realloc(d->recs, d->cap * sizeof(sl_buf));
+        assert_non_null(d->recs);
+    }
+    sl_buf *b = &d->recs[d->n++];
+    sl_buf_init(b);
     char line[512];
-    int n = snprintf(line, sizeof(line), "%lld %u %u %llu", (long long)row->bucket_ms,
-                     row->dim_ids[0], row->dim_ids[1], (unsigned long long)row->count);
+    int n = snprintf(line, sizeof(line), "%lld", (long long)row->bucket_ms);
+    sl_buf_append(b, line, (size_t)n);
+    for (int k = 0; k < 2; k++) {
+        sl_str v;
+        sl_err err = {0};
+        assert_int_equal(sl_store_dict_get(d->r, d->spec, k, row->dim_ids[k], &v, &err), 0);
+        sl_buf_append(b, " ", 1);
+        sl_buf_append(b, v.p, v.len);
+    }
+    n = snprintf(line, sizeof(line), " %llu", (unsigned long long)row->count);
     sl_buf_append(b, line, (size_t)n);
     for (int m = 0; m < row->nvalues; m++) {
         n = snprintf(line, sizeof(line), " %.17g/%zu:", row->values[m], row->sketches[m].len);
@@ -110,14 +132,28 @@ static int dump_row(void *arg, const sl_store_row *row)
     return 0;
 }
 
+static int cmp_rec(const void *x, const void *y)
+{
+    const sl_buf *a = x, *b = y;
+    int c = memcmp(a->data, b->data, a->len < b->len ? a->len : b->len);
+    return c != 0 ? c : (a->len > b->len) - (a->len < b->len);
+}
+
 static void store_dump(sl_store *st, const sl_spec *spec, dump *out)
 {
-    sl_store_reader *r;
     sl_err err = {0};
+    memset(out, 0, sizeof(*out));
     sl_buf_init(&out->b);
-    assert_int_equal(sl_store_read_begin(st, &r, &err), 0);
-    assert_int_equal(sl_store_scan(r, spec, 0, INT64_MAX / 2, dump_row, out, &err), 0);
-    sl_store_read_end(r);
+    out->spec = spec;
+    assert_int_equal(sl_store_read_begin(st, &out->r, &err), 0);
+    assert_int_equal(sl_store_scan(out->r, spec, 0, INT64_MAX / 2, dump_row, out, &err), 0);
+    sl_store_read_end(out->r);
+    qsort(out->recs, out->n, sizeof(sl_buf), cmp_rec);
+    for (size_t i = 0; i < out->n; i++) {
+        sl_buf_append(&out->b, out->recs[i].data, out->recs[i].len);
+        sl_buf_fini(&out->recs[i]);
+    }
+    free(out->recs);
 }
 
 static int apply(void *arg, const sl_spec *spec, const sl_row *row, int src)
