@@ -94,9 +94,9 @@ static const setting settings[] = {
     MEM(PARTITIONER, "partitioner", 256,
         "not acted on: it holds one burst of appends and the idempotency keys of the records "
         "in the log, which log.max_backlog_mb bounds."),
-    MEM(WINDOWER, "windower", 256,
+    MEM(WINDOWER, "windower", 512,
         "open windows are sent early at 30% of it, everything it holds above 90%."),
-    MEM(STORER, "storer", 512,
+    MEM(STORER, "storer", 1024,
         "received deltas commit at 25% of it, a transaction commits early above 50%."),
     MEM(QUERY, "query", 512,
         "a query that takes the process above 80% of it stops with 400 Resource limit exceeded."),

@@ -986,6 +986,20 @@ static int make_rows(ex *e, orow **out, sl_qval **valbuf, sl_str **strbuf, doubl
     const sl_native *q = e->q;
     size_t n = e->t.n;
     int nk = e->t.nk;
+    *out = NULL;
+    *valbuf = NULL;
+    *strbuf = NULL;
+    *arrbuf = NULL;
+    /* What this and the sort take at once, checked before it is allocated: a large
+     * groupBy would otherwise pass the bound in one step, between two checks. */
+    size_t need =
+        n * (sizeof(orow) + (size_t)q->ncols * sizeof(sl_qval) + (size_t)nk * sizeof(sl_str) +
+             (size_t)q->narr * sizeof(double) + sizeof(orow *));
+    if (sl_mem_bound() > 0 && sl_mem_used() + (int64_t)need > sl_mem_budget(QUERY_MEM_SHARE)) {
+        char where[96];
+        snprintf(where, sizeof(where), "assembling its %zu result groups", n);
+        return mem_error(e, where);
+    }
     orow *rows = sl_calloc(n + 1, sizeof(orow));
     sl_qval *vals = sl_calloc(n * (size_t)q->ncols + 1, sizeof(sl_qval));
     sl_str *strs = sl_calloc(n * (size_t)nk + 1, sizeof(sl_str));
