@@ -500,7 +500,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (n <= h->max_body - r->body.len && need > 0 && !sl_http_req_reserve(r, need)) {
             sl_http_resp_busy(&r->resp, r, "a request body", r->body.len + n);
             sl_buf_fini(&r->body);
-            sl_buf_init(&r->body);
             sl_http_req_unreserve(r, r->reserved);
             r->deferred = true;
             r->discarded = n;

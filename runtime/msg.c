@@ -30,6 +30,13 @@ void sl_buf_reset(sl_buf *b)
     b->len = 0;
 }
 
+void sl_buf_shrink(sl_buf *b, size_t max_cap)
+{
+    if (b->cap > max_cap) {
+        sl_buf_fini(b);
+    }
+}
+
 void sl_buf_reserve(sl_buf *b, size_t n)
 {
     if (b->len + n <= b->cap) {

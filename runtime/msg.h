@@ -80,6 +80,9 @@ void sl_buf_fini(sl_buf *b);
 void sl_buf_reset(sl_buf *b);
 void sl_buf_append(sl_buf *b, const void *p, size_t n);
 void sl_buf_reserve(sl_buf *b, size_t n);
+/* Frees b's memory (leaving it empty) when its capacity is above max_cap: a buffer
+ * reused across batches otherwise keeps the size of the largest batch for good. */
+void sl_buf_shrink(sl_buf *b, size_t max_cap);
 
 /* A string view; p is not NUL-terminated. p == NULL means nil/absent. */
 typedef struct sl_str {

@@ -18,7 +18,9 @@
 #include "sql.h"
 #include "store.h"
 
-#define RELEASE_AFTER_BYTES (4 << 20) /* see the end of on_query */
+/* See the end of on_query. */
+#define RELEASE_AFTER_BYTES (4 << 20)
+#define RELEASE_ABOVE_SHARE 0.25
 
 typedef struct query {
     sl_actor *a;
@@ -155,9 +157,8 @@ static void on_query(void *state, sl_sock *from, const void *data, size_t len)
     /* A large answer (or a large query that failed) leaves a large buffer and freed
      * heap behind: give them back, so the next query starts from a small process and the
      * memory bound (memory_mb.query) measures that query alone. */
-    if (s->body.cap > RELEASE_AFTER_BYTES || sl_mem_above(0.25)) {
+    if (s->body.cap > RELEASE_AFTER_BYTES || sl_mem_above(RELEASE_ABOVE_SHARE)) {
         sl_buf_fini(&s->body);
-        sl_buf_init(&s->body);
         sl_mem_release();
     }
 }

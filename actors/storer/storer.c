@@ -229,10 +229,7 @@ static void check_memory(storer *s)
         return;
     }
     for (int i = s->npending; i < s->cappending; i++) {
-        if (s->pending[i].cap > KEEP_BUF_BYTES) {
-            sl_buf_fini(&s->pending[i]);
-            sl_buf_init(&s->pending[i]);
-        }
+        sl_buf_shrink(&s->pending[i], KEEP_BUF_BYTES);
     }
     sl_mem_release();
     if (s->npending == 0 && sl_mem_above(TOO_SMALL_SHARE)) {

@@ -26,8 +26,8 @@ void sl_rollup_add(sl_rollup *r, const sl_event *ev);
 
 size_t sl_rollup_rows(const sl_rollup *r);
 
-/* Estimated bytes held by the rows' sketches (see rollup.c): the windower flushes a
- * table early when it grows large, which bounds its memory. 0 after a drain. */
+/* Estimated bytes held by the rows' sketches (see rollup.c), the part of
+ * sl_rollup_mem_bytes that depends on the data. 0 after a drain. */
 size_t sl_rollup_sketch_bytes(const sl_rollup *r);
 
 /* Estimated bytes the table holds in all: its slot arrays (allocated capacity, not just

@@ -489,10 +489,12 @@ static void check_committed(windower *w)
  * bound below what the process needs to run at all is logged instead). */
 static void check_memory(windower *w)
 {
-    if (sl_now_ms() - w->trimmed_ms >= TRIM_EVERY_MS && sl_mem_above(TRIM_SHARE)) {
+    int64_t used = sl_mem_used();
+    if (used >= sl_mem_budget(TRIM_SHARE) && sl_now_ms() - w->trimmed_ms >= TRIM_EVERY_MS) {
         release_buffers(w);
+        used = sl_mem_used();
     }
-    if (!sl_mem_above(FLUSH_ALL_SHARE)) {
+    if (used < sl_mem_budget(FLUSH_ALL_SHARE)) {
         return;
     }
     SL_METRIC_ADD(SL_M_MEMORY_ACTIONS, 1, "flush");
@@ -510,15 +512,9 @@ static void check_memory(windower *w)
  * freed memory back to the system. */
 static void release_buffers(windower *w)
 {
-    if (w->rows.cap > KEEP_BUF_BYTES) {
-        sl_buf_fini(&w->rows);
-        sl_buf_init(&w->rows);
-    }
+    sl_buf_shrink(&w->rows, KEEP_BUF_BYTES);
     for (int i = w->nunsent; i < w->capunsent; i++) {
-        if (w->unsent[i].cap > KEEP_BUF_BYTES) {
-            sl_buf_fini(&w->unsent[i]);
-            sl_buf_init(&w->unsent[i]);
-        }
+        sl_buf_shrink(&w->unsent[i], KEEP_BUF_BYTES);
     }
     sl_mem_release();
     w->trimmed_ms = sl_now_ms();
