@@ -248,6 +248,20 @@ static sl_row sk_row(int64_t bucket, const char *a, uint64_t count, double s, do
     return r;
 }
 
+/* sk_row with the sketches of one user "u1" and one latency value v. */
+static sl_row one_user_row(int64_t bucket, const char *a, uint64_t count, double s, double hi,
+                           double v, sl_buf *hb, sl_buf *db)
+{
+    sl_hll *h = sl_hll_new();
+    sl_dds *d = sl_dds_new();
+    sl_hll_add(h, "u1", 2);
+    assert_int_equal(sl_dds_add(d, v, NULL), 0);
+    sl_row r = sk_row(bucket, a, count, s, hi, h, d, hb, db);
+    sl_hll_free(h);
+    sl_dds_free(d);
+    return r;
+}
+
 static int merge_one(sl_store *st, const sl_spec *sp, const sl_row *r)
 {
     sl_store_txn *t;
@@ -396,14 +410,10 @@ static void test_row_written_without_sketches_reads(void **state)
     sl_store_read_end(rd);
 
     /* The next delta of that row under the new spec brings sketches. */
-    sl_hll *h = sl_hll_new();
-    sl_dds *d = sl_dds_new();
-    sl_hll_add(h, "u1", 2);
-    assert_int_equal(sl_dds_add(d, 42, NULL), 0);
     sl_buf hb, db;
     sl_buf_init(&hb);
     sl_buf_init(&db);
-    sl_row r2 = sk_row(120000, "k", 1, 5, 9, h, d, &hb, &db);
+    sl_row r2 = one_user_row(120000, "k", 1, 5, 9, 42, &hb, &db);
     assert_int_equal(merge_one(st, sp, &r2), 0);
     assert_int_equal(scan_all(st, sp, &c, &rd), 0);
     assert_int_equal(c.n, 1);
@@ -426,8 +436,6 @@ static void test_row_written_without_sketches_reads(void **state)
     assert_null(c.rows[0].sketches[4].p);
     sl_store_read_end(rd);
 
-    sl_hll_free(h);
-    sl_dds_free(d);
     sl_buf_fini(&hb);
     sl_buf_fini(&db);
     sl_store_close(st);
@@ -447,14 +455,10 @@ static void test_bad_sketch_refused(void **state)
     sl_store *st;
     sl_err err = {0};
     assert_int_equal(sl_store_open(&st, dir, false, 1, 64, &err), 0);
-    sl_hll *h = sl_hll_new();
-    sl_dds *d = sl_dds_new();
-    sl_hll_add(h, "u1", 2);
-    assert_int_equal(sl_dds_add(d, 3, NULL), 0);
     sl_buf hb, db;
     sl_buf_init(&hb);
     sl_buf_init(&db);
-    sl_row good = sk_row(0, "k", 1, 1, 1, h, d, &hb, &db);
+    sl_row good = one_user_row(0, "k", 1, 1, 1, 3, &hb, &db);
     assert_int_equal(merge_one(st, sp, &good), 0);
 
     sl_row bad = good;
@@ -483,8 +487,6 @@ static void test_bad_sketch_refused(void **state)
     assert_int_equal(c.rows[0].count, 1);
     assert_int_equal(c.rows[0].sketches[1].len, hb.len);
     sl_store_read_end(rd);
-    sl_hll_free(h);
-    sl_dds_free(d);
     sl_buf_fini(&hb);
     sl_buf_fini(&db);
     sl_store_close(st);

@@ -196,23 +196,11 @@ static yajl_val run(fixture *fx, int want_status, const char *fmt, ...)
 
 static yajl_val run(fixture *fx, int want_status, const char *fmt, ...)
 {
-    char json[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(json, sizeof(json), fmt, ap);
+    yajl_val v = tj_vrun(fx->cfg, fx->st, &fx->out, &fx->last, want_status, fmt, ap);
     va_end(ap);
-    int status = sl_query_native(fx->cfg, fx->st, json, strlen(json), 0, &fx->out);
-    sl_buf_append(&fx->out, "", 1);
-    if (status != want_status) {
-        fail_msg("query %s: status %d (want %d): %s", json, status, want_status, fx->out.data);
-    }
-    yajl_tree_free(fx->last);
-    char ebuf[128];
-    fx->last = yajl_tree_parse(fx->out.data, ebuf, sizeof(ebuf));
-    if (fx->last == NULL) {
-        fail_msg("query %s: reply is not JSON (%s): %s", json, ebuf, fx->out.data);
-    }
-    return fx->last;
+    return v;
 }
 
 static const char *jstr(yajl_val v)

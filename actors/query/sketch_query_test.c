@@ -340,23 +340,11 @@ static yajl_val run_on(fixture *fx, sl_store *st, int want_status, const char *f
 
 static yajl_val run_on(fixture *fx, sl_store *st, int want_status, const char *fmt, ...)
 {
-    char json[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(json, sizeof(json), fmt, ap);
+    yajl_val v = tj_vrun(fx->cfg, st, &fx->out, &fx->last, want_status, fmt, ap);
     va_end(ap);
-    int status = sl_query_native(fx->cfg, st, json, strlen(json), 0, &fx->out);
-    sl_buf_append(&fx->out, "", 1);
-    if (status != want_status) {
-        fail_msg("query %s: status %d (want %d): %s", json, status, want_status, fx->out.data);
-    }
-    yajl_tree_free(fx->last);
-    char ebuf[128];
-    fx->last = yajl_tree_parse(fx->out.data, ebuf, sizeof(ebuf));
-    if (fx->last == NULL) {
-        fail_msg("query %s: reply is not JSON (%s): %s", json, ebuf, fx->out.data);
-    }
-    return fx->last;
+    return v;
 }
 
 #define run(fx, ...) run_on(fx, (fx)->st, 200, __VA_ARGS__)
