@@ -322,6 +322,14 @@ static void fold_record(windower *w, const sl_log_record *r)
     }
 }
 
+/* Drains p's table into w->rows (appended), keeping open_bytes in step. */
+static void drain(windower *w, part_state *p, int64_t *minb, int64_t *maxb)
+{
+    w->open_bytes -= sl_rollup_mem_bytes(p->rollup);
+    sl_rollup_drain(p->rollup, &w->rows, minb, maxb);
+    w->open_bytes += sl_rollup_mem_bytes(p->rollup);
+}
+
 static void flush_part(windower *w, part_state *p)
 {
     if (!p->owned || p->next == p->lo) {
@@ -329,9 +337,7 @@ static void flush_part(windower *w, part_state *p)
     }
     int64_t minb, maxb;
     sl_buf_reset(&w->rows);
-    w->open_bytes -= sl_rollup_mem_bytes(p->rollup);
-    sl_rollup_drain(p->rollup, &w->rows, &minb, &maxb);
-    w->open_bytes += sl_rollup_mem_bytes(p->rollup);
+    drain(w, p, &minb, &maxb);
     sl_delta d = {
         .ds = {p->spec->name, strlen(p->spec->name)},
         .partition = p->partition,
@@ -461,9 +467,7 @@ static void check_committed(windower *w)
         }
         SL_LOG(WARN, "partition_rewind", "ds=%s partition=%d committed=%lld sent=%lld",
                p->spec->name, p->partition, (long long)c, (long long)p->sent);
-        w->open_bytes -= sl_rollup_mem_bytes(p->rollup);
-        sl_rollup_drain(p->rollup, &w->rows, &(int64_t){0}, &(int64_t){0});
-        w->open_bytes += sl_rollup_mem_bytes(p->rollup);
+        drain(w, p, &(int64_t){0}, &(int64_t){0});
         sl_buf_reset(&w->rows);
         p->next = p->lo = p->sent = c;
         p->stalled_since_ms = now;
